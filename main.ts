@@ -1,0 +1,329 @@
+#!/usr/bin/env -S deno run --allow-net --allow-env --allow-sys=uid,osRelease --allow-run=az --allow-read
+/**
+ * The `acr-cache-proxy` program: flags and environment, the Entra ID
+ * credential, `Deno.serve`, and signals. Everything that shapes requests
+ * and responses lives in `src/`.
+ *
+ * ```sh
+ * deno run --allow-net --allow-env --allow-sys=uid,osRelease \
+ *   --allow-run=az --allow-read=$(command -v az) main.ts \
+ *   --upstream-domain example.azurecr.io --upstream-prefix hub
+ * ```
+ *
+ * @module
+ */
+
+import denoJson from "./deno.json" with { type: "json" };
+import {
+  type Config,
+  ConfigError,
+  helpText,
+  parseInvocation,
+} from "./src/config.ts";
+import { discoverUpstream, DiscoveryError } from "./src/discover.ts";
+import { entraTokenProvider, explainSignInFailure } from "./src/entra.ts";
+import { createHandler, type RequestRecord } from "./src/handler.ts";
+import { enabled, formatLine, type LogFields } from "./src/log.ts";
+import { ProxyMetrics } from "./src/metrics.ts";
+import {
+  AccessTokenCache,
+  type AccessTokenProvider,
+  RefreshTokenSource,
+} from "./src/tokens.ts";
+
+type LogLevel = Config["logLevel"];
+
+/** How recently the upstream must have answered for `/readyz`. */
+const READY_CONTACT_MS = 3 * 60_000;
+/** How long before refresh-token expiry `/readyz` turns not-ready. */
+const READY_EXPIRY_MARGIN_MS = 2 * 60_000;
+/** How often an idle proxy checks the upstream still answers. */
+const PROBE_INTERVAL_MS = 60_000;
+
+if (import.meta.main) {
+  await main(Deno.args);
+}
+
+async function main(args: string[]): Promise<void> {
+  let config: Config;
+  try {
+    const invocation = parseInvocation(args, Deno.env.toObject());
+    if (invocation.kind === "help") {
+      await write(Deno.stdout, helpText(denoJson.version));
+      return;
+    }
+    if (invocation.kind === "version") {
+      await write(Deno.stdout, `acr-cache-proxy ${denoJson.version}\n`);
+      return;
+    }
+    config = invocation.config;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    await write(Deno.stderr, `acr-cache-proxy: ${e.message}\n`);
+    Deno.exit(2);
+  }
+
+  const log = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
+    if (!enabled(level, config.logLevel)) return;
+    const line = formatLine(config.logFormat, level, msg, fields, new Date());
+    // deno-lint-ignore no-console
+    (level === "error" ? console.error : console.log)(line);
+  };
+  const fail = (code: number, message: string): never => {
+    log("error", message);
+    Deno.exit(code);
+  };
+
+  log("info", "starting", effectiveConfig(config));
+  if (!isLoopback(config.listen.hostname)) {
+    log(
+      "warn",
+      "listening beyond loopback: anyone who reaches this port can pull what the identity can pull",
+      { hostname: config.listen.hostname },
+    );
+  }
+
+  let lastContact = 0;
+  const tracked: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init);
+    lastContact = Date.now();
+    return res;
+  };
+
+  const metrics = new ProxyMetrics();
+  const access = await discoverUpstream(config.upstream, tracked).catch(
+    (e) => fail(1, e instanceof DiscoveryError ? e.message : String(e)),
+  );
+
+  let tokens: AccessTokenProvider | undefined;
+  let refresh: RefreshTokenSource | undefined;
+  if (access.kind === "anonymous") {
+    log(
+      "info",
+      "the upstream allows anonymous pulls: no credential is requested",
+      { upstream: config.upstream },
+    );
+  } else {
+    refresh = await signIn(config, access, tracked, metrics, log, fail);
+    const source = refresh;
+    tokens = new AccessTokenCache({
+      realm: access.realm,
+      service: access.service,
+      refreshToken: () => source.token(),
+      onRefreshRejected: () => source.renew(),
+      fetch: tracked,
+      onLookup: (hit) => metrics.countTokenLookup(hit),
+    });
+    metrics.watchRefreshExpiry(() =>
+      source.expiresAt === undefined
+        ? undefined
+        : Math.round((source.expiresAt - Date.now()) / 1000)
+    );
+  }
+
+  const ready = (): boolean => {
+    const now = Date.now();
+    if (now - lastContact > READY_CONTACT_MS) return false;
+    if (!refresh) return true;
+    return (refresh.expiresAt ?? 0) - now > READY_EXPIRY_MARGIN_MS;
+  };
+
+  const probe = setInterval(() => {
+    if (Date.now() - lastContact < PROBE_INTERVAL_MS) return;
+    tracked(new URL("/v2/", config.upstream), { method: "HEAD" })
+      .then((res) => res.body?.cancel())
+      .catch(() => log("warn", "the upstream did not answer a health probe"));
+  }, PROBE_INTERVAL_MS);
+
+  const handler = createHandler({
+    upstream: config.upstream,
+    defaultRoute: config.defaultRoute,
+    routes: config.routes,
+    ...(tokens ? { tokens } : {}),
+    mode: config.authMode,
+    masqueradeDomain: config.masqueradeDomain,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    trustForwarded: config.trustForwarded,
+    ...(config.tokenSecret
+      ? { grantSecret: new TextEncoder().encode(config.tokenSecret) }
+      : {}),
+    fetch: tracked,
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    metrics,
+    ready,
+    onRequest: (r: RequestRecord) =>
+      log(r.status >= 500 ? "warn" : "info", "request", requestFields(r)),
+  });
+
+  const tls = config.tls
+    ? {
+      cert: await Deno.readTextFile(config.tls.certFile),
+      key: await Deno.readTextFile(config.tls.keyFile),
+    }
+    : {};
+  const server = Deno.serve({
+    hostname: config.listen.hostname,
+    port: config.listen.port,
+    ...tls,
+    onListen: ({ hostname, port }) =>
+      log("info", "listening", {
+        address: `${hostname}:${port}`,
+        tls: !!config.tls,
+      }),
+    onError: (e) => {
+      log("error", "unhandled error", {
+        error: e instanceof Error ? e.name : "error",
+      });
+      return new Response(null, { status: 500 });
+    },
+  }, handler.fetch);
+
+  const refreshLoop = startRefreshLoop(refresh);
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log("info", "shutting down", { signal, grace_ms: config.shutdownGraceMs });
+    clearInterval(probe);
+    refreshLoop.stop();
+
+    const grace = new Promise<"grace period over">((resolve) =>
+      setTimeout(() => resolve("grace period over"), config.shutdownGraceMs)
+    );
+    const drained = server.shutdown().then(() => "drained" as const);
+    const how = await Promise.race([drained, grace]);
+    log("info", "stopped", { how });
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => void stop(signal));
+  }
+}
+
+async function signIn(
+  config: Config,
+  access: { realm: string; service: string },
+  fetchFn: typeof fetch,
+  metrics: ProxyMetrics,
+  log: (level: LogLevel, msg: string, fields?: LogFields) => void,
+  fail: (code: number, message: string) => never,
+): Promise<RefreshTokenSource> {
+  let getEntraToken;
+  try {
+    getEntraToken = entraTokenProvider(config.entraScope);
+  } catch (e) {
+    // The credential's constructor checks AZURE_TOKEN_CREDENTIALS and kin.
+    const why = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+    return fail(2, `The Azure credential settings are invalid: ${why}.`);
+  }
+
+  const source = new RefreshTokenSource({
+    exchangeUrl: new URL("/oauth2/exchange", access.realm),
+    service: access.service,
+    getEntraToken,
+    fetch: fetchFn,
+    onRenewal: (event) => {
+      metrics.countRenewal(event.ok);
+      if (event.ok) {
+        log("info", "refresh token renewed", {
+          expires_at: new Date(event.expiresAt ?? 0).toISOString(),
+        });
+      } else {
+        const held = event.expiresAt === undefined
+          ? "none"
+          : new Date(event.expiresAt).toISOString();
+        log("warn", "refresh token renewal failed; keeping the current token", {
+          error: event.error,
+          current_expires_at: held,
+        });
+      }
+    },
+  });
+
+  try {
+    await source.renew();
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    const signIn = why.startsWith("Entra ID sign-in failed: ");
+    fail(
+      1,
+      signIn
+        ? explainSignInFailure(why.slice("Entra ID sign-in failed: ".length))
+        : `The registry refused the Entra ID token (${why}); check that the identity has the AcrPull role (or a repository reader role) on ${config.upstream}.`,
+    );
+  }
+  log("info", "signed in", {
+    service: access.service,
+    scope: config.entraScope,
+  });
+  return source;
+}
+
+function startRefreshLoop(
+  source: RefreshTokenSource | undefined,
+): { stop(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const step = async (): Promise<void> => {
+    if (!source || stopped) return;
+    const wait = await source.tick();
+    if (!stopped) timer = setTimeout(step, wait);
+  };
+  if (source) timer = setTimeout(step, 1000);
+  return {
+    stop(): void {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function requestFields(r: RequestRecord): LogFields {
+  return {
+    method: r.method,
+    kind: r.kind,
+    name: r.name,
+    route: r.route,
+    status: r.status,
+    bytes: r.bytes,
+    duration_ms: Math.round(r.durationMs),
+    cache: r.cache,
+    upstream_status: r.upstreamStatus,
+    error: r.error,
+  };
+}
+
+function effectiveConfig(config: Config): LogFields {
+  return {
+    upstream: config.upstream,
+    default_route:
+      `${config.defaultRoute.registry}=${config.defaultRoute.prefix}`,
+    routes: config.routes.map((r) => `${r.registry}=${r.prefix}`).join(","),
+    listen: `${config.listen.hostname}:${config.listen.port}`,
+    auth_mode: config.authMode,
+    masquerade_domain: config.masqueradeDomain,
+    public_url: config.publicUrl,
+    entra_scope: config.entraScope,
+    trust_forwarded: config.trustForwarded,
+    tls: config.tls !== undefined,
+    token_secret: config.tokenSecret ? "set" : "random",
+    header_timeout_ms: config.headerTimeoutMs,
+    idle_timeout_ms: config.idleTimeoutMs,
+    shutdown_grace_ms: config.shutdownGraceMs,
+  };
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" ||
+    hostname.startsWith("127.");
+}
+
+async function write(
+  stream: { write(p: Uint8Array): Promise<number> },
+  text: string,
+): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let at = 0;
+  while (at < bytes.length) at += await stream.write(bytes.subarray(at));
+}

@@ -1,0 +1,59 @@
+/**
+ * The Entra ID side: `DefaultAzureCredential` from `@azure/identity`
+ * adapted to the plain token provider the rest of the proxy takes. Kept
+ * out of `mod.ts` so library users who bring their own credential install
+ * no Azure packages.
+ *
+ * @module
+ */
+
+import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
+import type { EntraTokenProvider } from "./tokens.ts";
+
+/**
+ * Adapts a credential to an {@link EntraTokenProvider}.
+ *
+ * @param scope The scope to ask for.
+ * @param credential The credential; `DefaultAzureCredential` by default.
+ * @returns The provider.
+ *
+ * @example
+ * ```ts ignore
+ * import { entraTokenProvider } from "./entra.ts";
+ * const get = entraTokenProvider("https://containerregistry.azure.net/.default");
+ * const { expiresAt } = await get();
+ * ```
+ */
+export function entraTokenProvider(
+  scope: string,
+  credential: TokenCredential = new DefaultAzureCredential(),
+): EntraTokenProvider {
+  return async function getEntraToken(): Promise<{
+    token: string;
+    expiresAt: number;
+  }> {
+    const token = await credential.getToken(scope);
+    if (!token) throw new Error("the credential returned no token");
+    return { token: token.token, expiresAt: token.expiresOnTimestamp };
+  };
+}
+
+/**
+ * Explains a failed sign-in as one sentence naming what to set.
+ *
+ * @param reason The first line of the underlying failure.
+ * @returns The sentence.
+ *
+ * @example
+ * ```ts
+ * import { explainSignInFailure } from "./entra.ts";
+ * console.assert(explainSignInFailure("x").includes("az login"));
+ * ```
+ */
+export function explainSignInFailure(reason: string): string {
+  let hint = "";
+  if (/Requires (\w+) access/.test(reason) || /NotCapable/.test(reason)) {
+    hint = " (a Deno permission is missing: see the README's permission table)";
+  }
+  return `No Azure credential could sign in (${reason.trim()})${hint}; set AZURE_CLIENT_ID for a user-assigned managed identity, AZURE_TENANT_ID with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, AZURE_FEDERATED_TOKEN_FILE for workload identity, or run \`az login\`.`;
+}

@@ -1,0 +1,80 @@
+/**
+ * Registry-style error responses, shaped as the OCI distribution
+ * specification describes: `{"errors":[{"code","message","detail"}]}`.
+ *
+ * @module
+ */
+
+/** Error codes this proxy may answer with, from the OCI and Docker specs. */
+export type RegistryErrorCode =
+  | "BLOB_UNKNOWN"
+  | "DENIED"
+  | "DIGEST_INVALID"
+  | "MANIFEST_UNKNOWN"
+  | "NAME_INVALID"
+  | "NAME_UNKNOWN"
+  | "PAGINATION_NUMBER_INVALID"
+  | "SIZE_INVALID"
+  | "TAG_INVALID"
+  | "TOOMANYREQUESTS"
+  | "UNAUTHORIZED"
+  | "UNKNOWN"
+  | "UNSUPPORTED";
+
+/** The parts of a registry error a caller chooses. */
+export interface RegistryErrorInit {
+  /** Extra response headers (for example `Allow` or `WWW-Authenticate`). */
+  headers?: HeadersInit;
+  /** A JSON value giving more context; never holds a secret. */
+  detail?: unknown;
+  /** Answer without a body, as a `HEAD` response must. */
+  head?: boolean;
+}
+
+/** The header every registry answer carries so clients know the API. */
+export const API_VERSION_HEADER: readonly [string, string] = [
+  "docker-distribution-api-version",
+  "registry/2.0",
+];
+
+/**
+ * Builds a registry-style JSON error response.
+ *
+ * @param status The HTTP status.
+ * @param code The registry error code.
+ * @param message One sentence a user can act on.
+ * @param init Extra headers, detail, or `head` for a body-less answer.
+ * @returns The response.
+ *
+ * @example Refuse a write
+ * ```ts
+ * import { registryError } from "./errors.ts";
+ * const res = registryError(405, "UNSUPPORTED", "this mirror is read-only", {
+ *   headers: { allow: "GET, HEAD" },
+ * });
+ * console.assert(res.status === 405);
+ * ```
+ */
+export function registryError(
+  status: number,
+  code: RegistryErrorCode,
+  message: string,
+  init: RegistryErrorInit = {},
+): Response {
+  const headers = new Headers(init.headers);
+  headers.set(...API_VERSION_HEADER);
+  headers.set("content-type", "application/json; charset=utf-8");
+
+  const error: Record<string, unknown> = { code, message };
+  if (init.detail !== undefined) error.detail = init.detail;
+  const body = JSON.stringify({ errors: [error] });
+
+  if (init.head) {
+    headers.set(
+      "content-length",
+      String(new TextEncoder().encode(body).length),
+    );
+    return new Response(null, { status, headers });
+  }
+  return new Response(body, { status, headers });
+}

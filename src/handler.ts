@@ -1,0 +1,843 @@
+/**
+ * The proxy as one web-standard `Request -> Response` function: routing,
+ * validation, name mapping, upstream authorization, streaming, and
+ * response fix-ups. Everything it needs from the outside world (fetch,
+ * tokens, clock) arrives as options.
+ *
+ * @module
+ */
+
+import { formatChallenge } from "./challenge.ts";
+import { API_VERSION_HEADER, registryError } from "./errors.ts";
+import { type Grant, GrantSigner } from "./grant.ts";
+import type { ProxyMetrics } from "./metrics.ts";
+import {
+  canonicalName,
+  isValidDigest,
+  isValidRegistryHost,
+  isValidTag,
+  parseApiPath,
+  type Route,
+  toUpstreamName,
+} from "./names.ts";
+import {
+  clientResponseHeaders,
+  type RewriteContext,
+  rewriteErrorBody,
+  upstreamRequestHeaders,
+} from "./rewrite.ts";
+import {
+  clampToPull,
+  MAX_SCOPES,
+  parseScopes,
+  toUpstreamScope,
+} from "./scope.ts";
+import { type AccessTokenProvider, TokenError } from "./tokens.ts";
+
+/**
+ * How clients authenticate to the proxy. `challenge`: clients fetch a
+ * pull-only token from the proxy's `/token` first. `inject`: clients send
+ * nothing and the proxy authorizes each request itself.
+ */
+export type AuthMode = "challenge" | "inject";
+
+/** One request as the operator's log line describes it. */
+export interface RequestRecord {
+  /** HTTP method. */
+  method: string;
+  /** What was asked: `manifests`, `blobs`, `tags`, `token`, `ping`, ... */
+  kind: string;
+  /** Client-side repository name, when there is one. */
+  name?: string;
+  /** The route's registry, when one was chosen. */
+  route?: string;
+  /** Status sent to the client. */
+  status: number;
+  /** Body bytes sent to the client. */
+  bytes: number;
+  /** Milliseconds from request to the end of the body. */
+  durationMs: number;
+  /** Whether the upstream token came from the cache. */
+  cache?: "hit" | "miss";
+  /** Status the upstream answered. */
+  upstreamStatus?: number;
+  /** Why the request failed, without secrets. */
+  error?: string;
+}
+
+/** Options for {@link createHandler}. */
+export interface HandlerOptions {
+  /** Upstream origin, e.g. `https://example.azurecr.io`. */
+  upstream: string | URL;
+  /** Route for requests without `ns` (Docker's mirrors send none). */
+  defaultRoute?: Route;
+  /** Routes chosen by the `ns` query parameter. */
+  routes?: readonly Route[];
+  /** Upstream access tokens; omit when the upstream allows anonymous pulls. */
+  tokens?: AccessTokenProvider;
+  /** How clients authenticate to the proxy. Default `challenge`. */
+  mode?: AuthMode;
+  /** Service name in the proxy's challenges. Default `registry.docker.io`. */
+  masqueradeDomain?: string;
+  /** Public base URL of the proxy, overriding the request's host. */
+  publicUrl?: string;
+  /** Trust `X-Forwarded-Proto` and `X-Forwarded-Host`. Default false. */
+  trustForwarded?: boolean;
+  /** Key for proxy-issued tokens; share it between instances. Random if unset. */
+  grantSecret?: Uint8Array;
+  /** Lifetime of proxy-issued tokens in seconds. Default 900. */
+  grantTtlSeconds?: number;
+  /** The fetch used for every upstream request. */
+  fetch?: typeof fetch;
+  /** The clock, in epoch milliseconds. */
+  now?: () => number;
+  /** Longest wait for upstream response headers. Default 30 s. */
+  headerTimeoutMs?: number;
+  /** Longest pause inside a streamed upstream body. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** Longest request URL accepted. Default 8192. */
+  maxUrlLength?: number;
+  /** Most request header bytes accepted. Default 16384. */
+  maxHeaderBytes?: number;
+  /** Where to count requests, bytes and latency. */
+  metrics?: ProxyMetrics;
+  /** Readiness for `/readyz`. Default always ready. */
+  ready?: () => boolean;
+  /** Called once per request when its body has been sent. */
+  onRequest?: (record: RequestRecord) => void;
+}
+
+/** The handler: a `fetch`-shaped function, as `Deno.serve` and workers take. */
+export interface ProxyHandler {
+  /**
+   * Answers one request.
+   *
+   * @param request The client's request.
+   * @returns The response, its body streamed.
+   */
+  fetch(request: Request): Promise<Response>;
+}
+
+const ALLOW = "GET, HEAD";
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * Creates the proxy handler. Options are validated once here; a bad option
+ * throws a `TypeError` or `RangeError`.
+ *
+ * @param options The upstream, routes, tokens and policies.
+ * @returns The handler.
+ *
+ * @example Serve a pull-through mirror of an anonymous registry
+ * ```ts
+ * import { createHandler } from "./handler.ts";
+ * const upstream = (req: Request | URL | string) =>
+ *   Promise.resolve(new Response("{}", { status: 200 }));
+ * const handler = createHandler({
+ *   upstream: "https://example.azurecr.io",
+ *   defaultRoute: { registry: "docker.io", prefix: "hub" },
+ *   mode: "inject",
+ *   fetch: upstream as typeof fetch,
+ * });
+ * const res = await handler.fetch(new Request("http://localhost/v2/"));
+ * console.assert(res.status === 200);
+ * ```
+ */
+export function createHandler(options: HandlerOptions): ProxyHandler {
+  const upstream = new URL(options.upstream);
+  if (upstream.protocol !== "https:" && upstream.protocol !== "http:") {
+    throw new TypeError(`the upstream must be an http(s) URL: ${upstream}`);
+  }
+  const upstreamOrigin = upstream.origin;
+  const defaultRoute = options.defaultRoute ??
+    { registry: "docker.io", prefix: "" };
+  const routes = new Map(options.routes?.map((r) => [r.registry, r]));
+  const mode = options.mode ?? "challenge";
+  const service = options.masqueradeDomain ?? "registry.docker.io";
+  const publicUrl = options.publicUrl?.replace(/\/+$/, "");
+  const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const now = options.now ?? Date.now;
+  const headerTimeoutMs = options.headerTimeoutMs ?? 30_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const maxUrlLength = options.maxUrlLength ?? 8192;
+  const maxHeaderBytes = options.maxHeaderBytes ?? 16384;
+  const grantTtl = options.grantTtlSeconds ?? 900;
+  const signer = new GrantSigner(
+    options.grantSecret ?? crypto.getRandomValues(new Uint8Array(32)),
+  );
+  const metrics = options.metrics;
+
+  return { fetch: handle };
+
+  async function handle(request: Request): Promise<Response> {
+    const started = now();
+    const record: RequestRecord = {
+      method: request.method,
+      kind: "other",
+      status: 0,
+      bytes: 0,
+      durationMs: 0,
+    };
+    metrics?.trackInFlight(1);
+
+    let response: Response;
+    let upstreamAbort: AbortController | undefined;
+    try {
+      const routed = await dispatch(request, record);
+      response = routed.response;
+      upstreamAbort = routed.abort;
+    } catch (e) {
+      record.error = e instanceof Error ? e.name : "error";
+      response = registryError(500, "UNKNOWN", "internal proxy error", {
+        head: request.method === "HEAD",
+      });
+    }
+    record.status = response.status;
+
+    const done = (bytes: number, error?: string): void => {
+      record.bytes = bytes;
+      record.durationMs = now() - started;
+      if (error) record.error ??= error;
+      metrics?.trackInFlight(-1);
+      metrics?.countRequest(record.route ?? "-", record.method, record.status);
+      if (bytes) metrics?.addBytes(record.route ?? "-", bytes);
+      options.onRequest?.(record);
+    };
+    if (!response.body) {
+      done(0);
+      return response;
+    }
+    const body = watchBody(response.body, idleTimeoutMs, done, upstreamAbort);
+    return new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+
+  async function dispatch(
+    request: Request,
+    record: RequestRecord,
+  ): Promise<{ response: Response; abort?: AbortController }> {
+    const head = request.method === "HEAD";
+    const url = new URL(request.url);
+    const path = url.pathname;
+
+    if (request.url.length > maxUrlLength) {
+      return reply(
+        registryError(414, "UNSUPPORTED", "the request URL is too long", {
+          head,
+        }),
+      );
+    }
+    if (headerBytes(request.headers) > maxHeaderBytes) {
+      return reply(
+        registryError(431, "UNSUPPORTED", "the request headers are too large", {
+          head,
+        }),
+      );
+    }
+    if (request.method !== "GET" && !head) {
+      record.kind = "refused";
+      return reply(
+        registryError(
+          405,
+          "UNSUPPORTED",
+          "this mirror is read-only: only GET and HEAD are served",
+          {
+            headers: { allow: ALLOW },
+          },
+        ),
+      );
+    }
+    if (hasBody(request)) {
+      await request.body?.cancel();
+      return reply(
+        registryError(
+          413,
+          "SIZE_INVALID",
+          "GET and HEAD requests must not carry a body",
+          { head },
+        ),
+      );
+    }
+
+    if (path === "/healthz") return reply(plain(200, "ok\n", head));
+    if (path === "/readyz") {
+      const ready = options.ready?.() ?? true;
+      return reply(
+        plain(ready ? 200 : 503, ready ? "ready\n" : "not ready\n", head),
+      );
+    }
+    if (path === "/metrics") {
+      const text = metrics?.render() ?? "";
+      return reply(
+        plain(200, text, head, "text/plain; version=0.0.4; charset=utf-8"),
+      );
+    }
+    if (path === "/token" || path.startsWith("/token/")) {
+      record.kind = "token";
+      return reply(await serveToken(request, url, record));
+    }
+    if (path !== "/v2" && !path.startsWith("/v2/")) {
+      return reply(
+        registryError(
+          404,
+          "UNSUPPORTED",
+          "not a registry API path: this mirror serves /v2/",
+          { head },
+        ),
+      );
+    }
+
+    const ns = url.searchParams.get("ns") ?? undefined;
+    const route = selectRoute(ns);
+    if (!route) {
+      return reply(
+        registryError(
+          404,
+          "NAME_UNKNOWN",
+          `this mirror has no route for registry ${JSON.stringify(ns)}`,
+          {
+            head,
+            detail: { registry: ns },
+          },
+        ),
+      );
+    }
+    record.route = route.registry;
+
+    const api = parseApiPath(path);
+    record.kind = api.kind;
+    if (api.kind === "ping") return reply(await servePing(request, route, url));
+    if (api.kind === "catalog" || api.kind === "unknown") {
+      return reply(
+        registryError(
+          404,
+          "UNSUPPORTED",
+          "this mirror serves manifests, blobs, tags and referrers only",
+          { head },
+        ),
+      );
+    }
+
+    const name = canonicalName(route, api.name);
+    const upstreamName = name === undefined
+      ? undefined
+      : toUpstreamName(route, name);
+    if (name === undefined || upstreamName === undefined) {
+      return reply(
+        registryError(400, "NAME_INVALID", "invalid repository name", { head }),
+      );
+    }
+    record.name = name;
+
+    if (api.kind !== "tags") {
+      const ok = api.kind === "manifests"
+        ? isValidTag(api.reference) || isValidDigest(api.reference)
+        : isValidDigest(api.reference);
+      if (!ok) {
+        const code = api.kind === "manifests"
+          ? "TAG_INVALID"
+          : "DIGEST_INVALID";
+        return reply(
+          registryError(400, code, "invalid tag or digest", { head }),
+        );
+      }
+    }
+
+    const query = upstreamQuery(api.kind, url.searchParams);
+    if (query === undefined) {
+      return reply(
+        registryError(
+          400,
+          "PAGINATION_NUMBER_INVALID",
+          "n must be an integer from 0 to 10000",
+          { head },
+        ),
+      );
+    }
+
+    const base = publicBase(request, url);
+    const ctx: RewriteContext = {
+      upstreamOrigin,
+      route,
+      publicBase: base,
+      ns,
+      service,
+      realm: realmFor(base, ns === undefined ? undefined : route),
+    };
+
+    if (mode === "challenge") {
+      const denied = await checkGrant(request, route, name, ctx);
+      if (denied) return reply(denied);
+    }
+
+    const target = new URL(upstreamOrigin);
+    const tail = api.kind === "tags"
+      ? "tags/list"
+      : `${api.kind}/${api.reference}`;
+    target.pathname = `/v2/${upstreamName}/${tail}`;
+    target.search = query;
+    return await forward(request, target, upstreamName, ctx, record);
+  }
+
+  function reply(response: Response): { response: Response } {
+    return { response };
+  }
+
+  function selectRoute(ns: string | undefined): Route | undefined {
+    if (ns === undefined) return defaultRoute;
+    const host = ns.toLowerCase();
+    if (!isValidRegistryHost(host)) return undefined;
+    return routes.get(host);
+  }
+
+  function publicBase(request: Request, url: URL): string {
+    if (publicUrl) return publicUrl;
+    let proto = url.protocol.slice(0, -1);
+    let host = request.headers.get("host") ?? url.host;
+    if (options.trustForwarded) {
+      const fProto = firstValue(request.headers.get("x-forwarded-proto"));
+      const fHost = firstValue(request.headers.get("x-forwarded-host"));
+      if (fProto === "http" || fProto === "https") proto = fProto;
+      if (fHost) host = fHost;
+    }
+    if (
+      !/^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(
+        host,
+      )
+    ) {
+      host = url.host;
+    }
+    return `${proto}://${host}`;
+  }
+
+  function realmFor(base: string, route: Route | undefined): string {
+    return route ? `${base}/token/${route.registry}` : `${base}/token`;
+  }
+
+  async function servePing(
+    request: Request,
+    route: Route,
+    url: URL,
+  ): Promise<Response> {
+    const head = request.method === "HEAD";
+    if (mode === "challenge" && !(await readGrant(request))) {
+      const ns = url.searchParams.get("ns");
+      const realm = realmFor(
+        publicBase(request, url),
+        ns === null ? undefined : route,
+      );
+      return challengeResponse(realm, undefined, undefined, head);
+    }
+    return json(200, {}, head);
+  }
+
+  async function readGrant(
+    request: Request,
+  ): Promise<Grant | undefined> {
+    const auth = request.headers.get("authorization");
+    if (!auth || !/^bearer /i.test(auth)) return undefined;
+    return await signer.verify(auth.slice(7).trim(), Math.floor(now() / 1000));
+  }
+
+  async function checkGrant(
+    request: Request,
+    route: Route,
+    name: string,
+    ctx: RewriteContext,
+  ): Promise<Response | undefined> {
+    const grant = await readGrant(request);
+    if (
+      grant && grant.registry === route.registry && grant.names.includes(name)
+    ) {
+      return undefined;
+    }
+    const error = request.headers.has("authorization")
+      ? (grant ? "insufficient_scope" : "invalid_token")
+      : undefined;
+    return challengeResponse(
+      ctx.realm,
+      `repository:${name}:pull`,
+      error,
+      request.method === "HEAD",
+    );
+  }
+
+  function challengeResponse(
+    realm: string,
+    scope: string | undefined,
+    error: string | undefined,
+    head: boolean,
+  ): Response {
+    const params: Record<string, string> = { realm, service };
+    if (scope) params.scope = scope;
+    if (error) params.error = error;
+    const detail = scope
+      ? [{ Type: "repository", Name: scope.split(":")[1], Action: "pull" }]
+      : undefined;
+    return registryError(401, "UNAUTHORIZED", "authentication required", {
+      head,
+      detail,
+      headers: {
+        "www-authenticate": formatChallenge({ scheme: "Bearer", params }),
+      },
+    });
+  }
+
+  async function serveToken(
+    request: Request,
+    url: URL,
+    record: RequestRecord,
+  ): Promise<Response> {
+    const head = request.method === "HEAD";
+    const registry = url.pathname === "/token"
+      ? undefined
+      : url.pathname.slice("/token/".length);
+    const route = registry === undefined ? defaultRoute : selectRoute(registry);
+    if (!route) {
+      return registryError(
+        404,
+        "NAME_UNKNOWN",
+        `this mirror has no route for registry ${JSON.stringify(registry)}`,
+        { head },
+      );
+    }
+    record.route = route.registry;
+
+    const raw = url.searchParams.getAll("scope");
+    const parsed = parseScopes(raw);
+    if (parsed.length > MAX_SCOPES) {
+      return registryError(
+        400,
+        "DENIED",
+        `at most ${MAX_SCOPES} scopes may be requested at once`,
+        { head },
+      );
+    }
+    const granted = parsed
+      .map((s) => (s ? clampToPull(route, s) : undefined))
+      .filter((s) => s !== undefined);
+    if (parsed.length > 0 && granted.length === 0) {
+      return registryError(
+        403,
+        "DENIED",
+        "this mirror grants only pull access to repositories",
+        { head },
+      );
+    }
+    const names = [...new Set(granted.map((s) => s.name))];
+    if (names.length === 1) record.name = names[0]!;
+
+    // Fetching the upstream token now surfaces upstream refusals at the
+    // token step and warms the cache for the requests that follow.
+    if (options.tokens && granted.length > 0) {
+      const scopes = granted.map((s) => toUpstreamScope(route, s));
+      try {
+        const { cached } = await options.tokens.get(scopes);
+        record.cache = cached ? "hit" : "miss";
+      } catch (e) {
+        return tokenFailure(e, record, head);
+      }
+    }
+
+    const issuedAt = Math.floor(now() / 1000);
+    const token = await signer.sign({
+      registry: route.registry,
+      names,
+      exp: issuedAt + grantTtl,
+    });
+    return json(200, {
+      token,
+      access_token: token,
+      expires_in: grantTtl,
+      issued_at: new Date(issuedAt * 1000).toISOString(),
+    }, head);
+  }
+
+  async function forward(
+    request: Request,
+    target: URL,
+    upstreamName: string,
+    ctx: RewriteContext,
+    record: RequestRecord,
+  ): Promise<{ response: Response; abort?: AbortController }> {
+    const head = request.method === "HEAD";
+    const scopes = [`repository:${upstreamName}:pull`];
+    const headers = upstreamRequestHeaders(request.headers);
+
+    let token: string | undefined;
+    const authorize = async (): Promise<Response | undefined> => {
+      if (!options.tokens) return undefined;
+      try {
+        const got = await options.tokens.get(scopes);
+        token = got.token;
+        record.cache ??= got.cached ? "hit" : "miss";
+        headers.set("authorization", `Bearer ${got.token}`);
+      } catch (e) {
+        return tokenFailure(e, record, head);
+      }
+      return undefined;
+    };
+
+    const failed = await authorize();
+    if (failed) return { response: failed };
+
+    let attempt = await send(request, target, headers, ctx.route.registry);
+    if ("response" in attempt && attempt.response.status === 401 && token) {
+      await attempt.response.body?.cancel();
+      options.tokens?.invalidate(scopes, token);
+      const again = await authorize();
+      if (again) return { response: again };
+      attempt = await send(request, target, headers, ctx.route.registry);
+    }
+    if ("failure" in attempt) {
+      record.error = attempt.failure;
+      const timeout = attempt.failure === "upstream timeout";
+      return {
+        response: registryError(
+          timeout ? 504 : 502,
+          "UNKNOWN",
+          timeout
+            ? "the upstream registry did not answer in time"
+            : "the upstream registry could not be reached",
+          { head },
+        ),
+      };
+    }
+
+    const up = attempt.response;
+    record.upstreamStatus = up.status;
+    const out = clientResponseHeaders(up.headers, ctx);
+    out.set(...API_VERSION_HEADER);
+    if (up.headers.has("content-encoding") && up.body) {
+      // fetch decoded the body; the encoding headers no longer describe it.
+      out.delete("content-encoding");
+      out.delete("content-length");
+    }
+
+    if (up.status >= 400 && !head && up.body && isJson(up.headers)) {
+      const text = await readLimited(up.body, MAX_ERROR_BODY);
+      if (text === undefined) {
+        return {
+          response: registryError(
+            502,
+            "UNKNOWN",
+            "the upstream sent an oversized error body",
+          ),
+        };
+      }
+      const body = rewriteErrorBody(text, ctx.route);
+      out.set("content-length", String(new TextEncoder().encode(body).length));
+      return {
+        response: new Response(body, { status: up.status, headers: out }),
+      };
+    }
+
+    return {
+      response: new Response(head ? null : up.body, {
+        status: up.status,
+        headers: out,
+      }),
+      abort: attempt.abort,
+    };
+  }
+
+  async function send(
+    request: Request,
+    target: URL,
+    headers: Headers,
+    route: string,
+  ): Promise<
+    { response: Response; abort: AbortController } | { failure: string }
+  > {
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new DOMException("upstream timeout", "TimeoutError")),
+      headerTimeoutMs,
+    );
+    const started = now();
+    try {
+      const response = await fetchFn(target, {
+        method: request.method,
+        headers,
+        redirect: "manual",
+        signal: AbortSignal.any([request.signal, abort.signal]),
+      });
+      metrics?.observeUpstream(route, (now() - started) / 1000);
+      return { response, abort };
+    } catch {
+      if (abort.signal.aborted) return { failure: "upstream timeout" };
+      if (request.signal.aborted) return { failure: "client went away" };
+      return { failure: "upstream unreachable" };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function tokenFailure(
+  e: unknown,
+  record: RequestRecord,
+  head: boolean,
+): Response {
+  const status = e instanceof TokenError ? e.status : undefined;
+  record.error = e instanceof Error ? e.message : "token failure";
+  if (status === 429) {
+    return registryError(
+      429,
+      "TOOMANYREQUESTS",
+      "the upstream registry is throttling token requests",
+      { head },
+    );
+  }
+  return registryError(502, "UNKNOWN", "could not obtain an upstream token", {
+    head,
+  });
+}
+
+function upstreamQuery(
+  kind: string,
+  params: URLSearchParams,
+): string | undefined {
+  const out = new URLSearchParams();
+  if (kind === "tags") {
+    const n = params.get("n");
+    if (n !== null) {
+      if (!/^\d{1,5}$/.test(n) || Number(n) > 10000) return undefined;
+      out.set("n", n);
+    }
+    const last = params.get("last");
+    if (last !== null && isValidTag(last)) out.set("last", last);
+  }
+  if (kind === "referrers") {
+    const type = params.get("artifactType");
+    if (type !== null && /^[\w.+\-/]{1,255}$/.test(type)) {
+      out.set("artifactType", type);
+    }
+  }
+  return out.size ? `?${out}` : "";
+}
+
+function watchBody(
+  body: ReadableStream<Uint8Array>,
+  idleMs: number,
+  done: (bytes: number, error?: string) => void,
+  upstreamAbort: AbortController | undefined,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let bytes = 0;
+  let finished = false;
+  const finish = (error?: string): void => {
+    if (finished) return;
+    finished = true;
+    done(bytes, error);
+  };
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller): Promise<void> {
+      const timer = setTimeout(() => {
+        upstreamAbort?.abort();
+        reader.cancel().catch(() => {});
+      }, idleMs);
+      try {
+        const { value, done: end } = await reader.read();
+        if (end) {
+          controller.close();
+          finish();
+          return;
+        }
+        bytes += value.byteLength;
+        controller.enqueue(value);
+      } catch {
+        const why = upstreamAbort?.signal.aborted
+          ? "upstream idle timeout"
+          : "upstream body failed";
+        controller.error(new Error(why));
+        finish(why);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason): Promise<void> {
+      finish("client went away");
+      upstreamAbort?.abort();
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+async function readLimited(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<string | undefined> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+function headerBytes(headers: Headers): number {
+  let n = 0;
+  for (const [k, v] of headers) n += k.length + v.length + 4;
+  return n;
+}
+
+function hasBody(request: Request): boolean {
+  const length = request.headers.get("content-length");
+  return (length !== null && length !== "0") ||
+    request.headers.has("transfer-encoding");
+}
+
+function isJson(headers: Headers): boolean {
+  return /json/i.test(headers.get("content-type") ?? "");
+}
+
+function firstValue(value: string | null): string | undefined {
+  const first = value?.split(",")[0]?.trim();
+  return first || undefined;
+}
+
+function plain(
+  status: number,
+  text: string,
+  head: boolean,
+  type = "text/plain; charset=utf-8",
+): Response {
+  const headers = { "content-type": type, "cache-control": "no-store" };
+  return new Response(head ? null : text, { status, headers });
+}
+
+function json(status: number, value: unknown, head: boolean): Response {
+  const body = JSON.stringify(value);
+  const headers = new Headers({
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
+  });
+  headers.set(...API_VERSION_HEADER);
+  if (head) {
+    headers.set(
+      "content-length",
+      String(new TextEncoder().encode(body).length),
+    );
+    return new Response(null, { status, headers });
+  }
+  return new Response(body, { status, headers });
+}

@@ -1,0 +1,72 @@
+/**
+ * Log line formatting for operators: `key=value` text or one JSON object
+ * per line. Formatting only; where lines go is the caller's business.
+ *
+ * @module
+ */
+
+import type { LogFormat, LogLevel } from "./config.ts";
+
+const LEVELS: Record<LogLevel, number> = {
+  debug: 0,
+  info: 1,
+  warn: 2,
+  error: 3,
+};
+
+/** Fields of one log line. */
+export type LogFields = Record<string, string | number | boolean | undefined>;
+
+/**
+ * Tells whether a level is logged under a threshold.
+ *
+ * @param level The line's level.
+ * @param threshold The configured level.
+ * @returns Whether to write the line.
+ *
+ * @example
+ * ```ts
+ * import { enabled } from "./log.ts";
+ * console.assert(!enabled("debug", "info"));
+ * ```
+ */
+export function enabled(level: LogLevel, threshold: LogLevel): boolean {
+  return LEVELS[level] >= LEVELS[threshold];
+}
+
+/**
+ * Formats one log line.
+ *
+ * @param format `text` or `json`.
+ * @param level The line's level.
+ * @param msg A short message.
+ * @param fields Extra fields; `undefined` values are left out.
+ * @param time The timestamp.
+ * @returns The line, without a newline.
+ *
+ * @example
+ * ```ts
+ * import { formatLine } from "./log.ts";
+ * const line = formatLine("text", "info", "request", { status: 200 }, new Date(0));
+ * console.assert(line === 'ts=1970-01-01T00:00:00.000Z level=info msg=request status=200');
+ * ```
+ */
+export function formatLine(
+  format: LogFormat,
+  level: LogLevel,
+  msg: string,
+  fields: LogFields,
+  time: Date,
+): string {
+  const all: LogFields = { ts: time.toISOString(), level, msg, ...fields };
+  if (format === "json") {
+    return JSON.stringify(all);
+  }
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(all)) {
+    if (v === undefined) continue;
+    const s = String(v);
+    parts.push(`${k}=${/^[\w.:/@+\-]+$/.test(s) ? s : JSON.stringify(s)}`);
+  }
+  return parts.join(" ");
+}

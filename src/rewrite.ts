@@ -1,0 +1,284 @@
+/**
+ * Building upstream requests and fixing up upstream responses so the client
+ * only ever sees the proxy: header filtering, and `WWW-Authenticate`,
+ * `Location` and `Link` rewriting onto the client-side names.
+ *
+ * @module
+ */
+
+import { formatChallenge, parseChallenges } from "./challenge.ts";
+import { parseApiPath, type Route, toClientName } from "./names.ts";
+import { toClientScope } from "./scope.ts";
+
+/** Where a response is rewritten to. */
+export interface RewriteContext {
+  /** The upstream origin, e.g. `https://example.azurecr.io`. */
+  upstreamOrigin: string;
+  /** The route of the request. */
+  route: Route;
+  /** The proxy's public base URL, e.g. `http://127.0.0.1:8080`. */
+  publicBase: string;
+  /** The `ns` the client sent, kept on rewritten URLs. */
+  ns: string | undefined;
+  /** The service name clients see in challenges. */
+  service: string;
+  /** The proxy's token realm for this route. */
+  realm: string;
+}
+
+// Request headers worth passing upstream. Everything else (cookies,
+// forwarding headers, the client's own Authorization) stays behind.
+const FORWARDED_REQUEST_HEADERS = [
+  "accept",
+  "if-match",
+  "if-modified-since",
+  "if-none-match",
+  "if-range",
+  "range",
+  "user-agent",
+];
+
+// RFC 9110 section 7.6.1 hop-by-hop headers, plus ones the proxy sets.
+const DROPPED_RESPONSE_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-connection",
+  "set-cookie",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "strict-transport-security",
+  "alt-svc",
+]);
+
+/**
+ * Picks the request headers to send upstream.
+ *
+ * @param headers The client's request headers.
+ * @returns A new header set holding only the forwarded ones, asking for an
+ * identity encoding so the bytes and `Content-Length` stay as stored.
+ *
+ * @example
+ * ```ts
+ * import { upstreamRequestHeaders } from "./rewrite.ts";
+ * const h = upstreamRequestHeaders(
+ *   new Headers({ range: "bytes=0-9", cookie: "x" }),
+ * );
+ * console.assert(h.get("range") === "bytes=0-9" && !h.has("cookie"));
+ * ```
+ */
+export function upstreamRequestHeaders(headers: Headers): Headers {
+  const out = new Headers();
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = headers.get(name);
+    if (value !== null) out.set(name, value);
+  }
+  out.set("accept-encoding", "identity");
+  return out;
+}
+
+/**
+ * Copies upstream response headers for the client, dropping hop-by-hop
+ * headers and the ones `Connection` lists, and rewriting
+ * `WWW-Authenticate`, `Location` and `Link`.
+ *
+ * @param upstream The upstream response headers.
+ * @param ctx Where to rewrite to.
+ * @returns The client's header set.
+ *
+ * @example
+ * ```ts
+ * import { clientResponseHeaders } from "./rewrite.ts";
+ * const h = clientResponseHeaders(new Headers({ connection: "close" }), {
+ *   upstreamOrigin: "https://r.azurecr.io",
+ *   route: { registry: "docker.io", prefix: "hub" },
+ *   publicBase: "http://127.0.0.1:8080",
+ *   ns: undefined,
+ *   service: "registry.docker.io",
+ *   realm: "http://127.0.0.1:8080/token",
+ * });
+ * console.assert(!h.has("connection"));
+ * ```
+ */
+export function clientResponseHeaders(
+  upstream: Headers,
+  ctx: RewriteContext,
+): Headers {
+  const out = new Headers();
+  const listed = new Set(
+    (upstream.get("connection") ?? "").toLowerCase().split(",").map((s) =>
+      s.trim()
+    ),
+  );
+  for (const [name, value] of upstream) {
+    if (DROPPED_RESPONSE_HEADERS.has(name) || listed.has(name)) continue;
+    if (name === "www-authenticate") {
+      out.append(name, rewriteChallenge(value, ctx));
+    } else if (name === "location") {
+      out.set(name, rewriteLocation(value, ctx));
+    } else if (name === "link") {
+      out.set(name, rewriteLink(value, ctx));
+    } else {
+      out.append(name, value);
+    }
+  }
+  return out;
+}
+
+/**
+ * Rewrites an upstream challenge to point at the proxy: the realm becomes
+ * the proxy's token endpoint, the service the masquerade name, and each
+ * scope is mapped back to client names (scopes outside the prefix are
+ * dropped). Non-Bearer challenges are removed.
+ *
+ * @param value The upstream `WWW-Authenticate` value.
+ * @param ctx Where to rewrite to.
+ * @returns The client's `WWW-Authenticate` value.
+ *
+ * @example
+ * ```ts
+ * import { rewriteChallenge } from "./rewrite.ts";
+ * const v = rewriteChallenge(
+ *   'Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io",scope="repository:hub/library/a:pull"',
+ *   {
+ *     upstreamOrigin: "https://r.azurecr.io",
+ *     route: { registry: "docker.io", prefix: "hub" },
+ *     publicBase: "http://p",
+ *     ns: undefined,
+ *     service: "registry.docker.io",
+ *     realm: "http://p/token",
+ *   },
+ * );
+ * console.assert(v.includes('scope="repository:library/a:pull"'));
+ * ```
+ */
+export function rewriteChallenge(value: string, ctx: RewriteContext): string {
+  const bearer = parseChallenges(value).find((c) =>
+    c.scheme.toLowerCase() === "bearer"
+  );
+  const params: Record<string, string> = {
+    realm: ctx.realm,
+    service: ctx.service,
+  };
+  const scopes = (bearer?.params.scope ?? "").split(" ")
+    .map((s) => toClientScope(ctx.route, s))
+    .filter((s): s is string => s !== undefined);
+  if (scopes.length) params.scope = scopes.join(" ");
+  const error = bearer?.params.error;
+  if (error && /^[a-z_]{1,40}$/.test(error)) params.error = error;
+  return formatChallenge({ scheme: "Bearer", params });
+}
+
+/**
+ * Rewrites a `Location`: one on the upstream's own host becomes the proxy's
+ * URL with the client-side name; one on any other host (blob storage, a
+ * data endpoint) passes untouched.
+ *
+ * @param value The upstream `Location` value.
+ * @param ctx Where to rewrite to.
+ * @returns The client's `Location` value.
+ *
+ * @example
+ * ```ts
+ * import { rewriteLocation } from "./rewrite.ts";
+ * const ctx = {
+ *   upstreamOrigin: "https://r.azurecr.io",
+ *   route: { registry: "docker.io", prefix: "hub" },
+ *   publicBase: "http://p",
+ *   ns: undefined,
+ *   service: "registry.docker.io",
+ *   realm: "http://p/token",
+ * };
+ * const sas = "https://x.blob.core.windows.net/d?sig=1";
+ * console.assert(rewriteLocation(sas, ctx) === sas);
+ * ```
+ */
+export function rewriteLocation(value: string, ctx: RewriteContext): string {
+  let url: URL;
+  try {
+    url = new URL(value, ctx.upstreamOrigin);
+  } catch {
+    return value;
+  }
+  if (url.origin !== ctx.upstreamOrigin) return value;
+  return toPublicUrl(url, ctx) ?? value;
+}
+
+/**
+ * Rewrites every URI reference in a `Link` header (RFC 8288) that points at
+ * the upstream API onto the proxy.
+ *
+ * @param value The upstream `Link` value.
+ * @param ctx Where to rewrite to.
+ * @returns The client's `Link` value.
+ *
+ * @example
+ * ```ts
+ * import { rewriteLink } from "./rewrite.ts";
+ * const v = rewriteLink('</v2/hub/library/a/tags/list?last=b&n=1>; rel="next"', {
+ *   upstreamOrigin: "https://r.azurecr.io",
+ *   route: { registry: "docker.io", prefix: "hub" },
+ *   publicBase: "http://p",
+ *   ns: undefined,
+ *   service: "registry.docker.io",
+ *   realm: "http://p/token",
+ * });
+ * console.assert(v === '</v2/library/a/tags/list?last=b&n=1>; rel="next"');
+ * ```
+ */
+export function rewriteLink(value: string, ctx: RewriteContext): string {
+  return value.replace(/<([^>]*)>/g, (whole, ref: string) => {
+    let url: URL;
+    try {
+      url = new URL(ref, ctx.upstreamOrigin);
+    } catch {
+      return whole;
+    }
+    if (url.origin !== ctx.upstreamOrigin) return whole;
+    const mapped = toPublicUrl(url, ctx);
+    if (mapped === undefined) return whole;
+    // Keep relative references relative, as the upstream sent them.
+    const relative = ref.startsWith("/");
+    return `<${relative ? mapped.slice(ctx.publicBase.length) : mapped}>`;
+  });
+}
+
+/**
+ * Replaces upstream repository names in an error body with client names,
+ * so registry messages do not reveal the prefix.
+ *
+ * @param text The upstream body.
+ * @param route The route.
+ * @returns The body with `<prefix>/` removed before names.
+ *
+ * @example
+ * ```ts
+ * import { rewriteErrorBody } from "./rewrite.ts";
+ * const out = rewriteErrorBody('{"Name":"hub/library/a"}', {
+ *   registry: "docker.io",
+ *   prefix: "hub",
+ * });
+ * console.assert(out === '{"Name":"library/a"}');
+ * ```
+ */
+export function rewriteErrorBody(text: string, route: Route): string {
+  if (!route.prefix) return text;
+  const escaped = route.prefix.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const re = new RegExp(`(^|[^a-z0-9._/-])${escaped}/(?=[a-z0-9])`, "g");
+  return text.replace(re, "$1");
+}
+
+function toPublicUrl(url: URL, ctx: RewriteContext): string | undefined {
+  const api = parseApiPath(url.pathname);
+  if (!("name" in api)) return undefined;
+  const name = toClientName(ctx.route, api.name);
+  if (name === undefined) return undefined;
+
+  const tail = url.pathname.slice(`/v2/${api.name}`.length);
+  const query = new URLSearchParams(url.search);
+  if (ctx.ns !== undefined) query.set("ns", ctx.ns);
+  const search = query.size ? `?${query}` : "";
+  return `${ctx.publicBase}/v2/${name}${tail}${search}`;
+}
