@@ -1,0 +1,263 @@
+import assert from "node:assert/strict";
+import { digestOf, makeRig, STORAGE } from "./_fixtures.ts";
+
+const PROXY = "http://127.0.0.1:8080";
+
+Deno.test("createHandler() completes the Docker token dance in challenge mode", async () => {
+  const { acr, handler } = await makeRig();
+  const image = await acr.pushSampleImage("hub/library/hello", "latest");
+
+  const ping = await handler.fetch(new Request(`${PROXY}/v2/`));
+  await ping.body?.cancel();
+  assert.equal(ping.status, 401);
+  assert.equal(
+    ping.headers.get("www-authenticate"),
+    `Bearer realm="${PROXY}/token",service="registry.docker.io"`,
+  );
+  assert.equal(
+    ping.headers.get("docker-distribution-api-version"),
+    "registry/2.0",
+  );
+
+  const anon = await handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/manifests/latest`),
+  );
+  await anon.body?.cancel();
+  assert.equal(anon.status, 401);
+  assert.match(
+    anon.headers.get("www-authenticate")!,
+    /scope="repository:library\/hello:pull"/,
+  );
+
+  const tokenRes = await handler.fetch(
+    new Request(
+      `${PROXY}/token?service=registry.docker.io&scope=repository:library/hello:pull`,
+    ),
+  );
+  assert.equal(tokenRes.status, 200);
+  const { token, access_token, expires_in } = await tokenRes.json();
+  assert.equal(token, access_token);
+  assert.ok(expires_in >= 60);
+  assert.ok(
+    !token.startsWith("eyJ"),
+    "the client must not receive an ACR token",
+  );
+
+  const auth = { authorization: `Bearer ${token}` };
+  const manifest = await handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/manifests/latest`, {
+      headers: auth,
+    }),
+  );
+  assert.equal(manifest.status, 200);
+  const body = new Uint8Array(await manifest.arrayBuffer());
+  assert.equal(await digestOf(body), image.manifest);
+  assert.equal(manifest.headers.get("docker-content-digest"), image.manifest);
+
+  const blob = await handler.fetch(
+    new Request(
+      `${PROXY}/v2/library/hello/blobs/${image.layers[0]}`,
+      { headers: auth },
+    ),
+  );
+  assert.equal(blob.status, 307);
+  const location = blob.headers.get("location")!;
+  assert.ok(
+    location.startsWith(`${STORAGE}/blobs/`),
+    "storage redirects pass untouched",
+  );
+  assert.match(location, /sig=/);
+
+  const upstreamAuth = acr.seen.filter((r) => r.path.startsWith("/v2/hub/"));
+  assert.ok(upstreamAuth.every((r) => r.authorized));
+  assert.ok(acr.seen.every((r) => !r.path.startsWith("/v2/library/")));
+});
+
+Deno.test("createHandler() refuses a proxy token for another repository", async () => {
+  const { handler } = await makeRig();
+  const res = await handler.fetch(
+    new Request(
+      `${PROXY}/token?scope=repository:library/a:pull`,
+    ),
+  );
+  const { token } = await res.json();
+  const other = await handler.fetch(
+    new Request(
+      `${PROXY}/v2/library/b/manifests/latest`,
+      { headers: { authorization: `Bearer ${token}` } },
+    ),
+  );
+  await other.body?.cancel();
+  assert.equal(other.status, 401);
+  assert.match(
+    other.headers.get("www-authenticate")!,
+    /error="insufficient_scope"/,
+  );
+});
+
+Deno.test("createHandler() streams a large blob intact in inject mode", async () => {
+  const { acr, handler } = await makeRig({ mode: "inject" }, {
+    storageOrigin: "",
+  });
+  const image = await acr.pushSampleImage("hub/library/big", "1", 8 << 20);
+  const layer = image.layers[0]!;
+
+  const ping = await handler.fetch(new Request(`${PROXY}/v2/`));
+  await ping.body?.cancel();
+  assert.equal(ping.status, 200);
+
+  const res = await handler.fetch(
+    new Request(`${PROXY}/v2/big/blobs/${layer}`),
+  );
+  assert.equal(res.status, 200);
+  assert.ok(res.body, "streamed body");
+  let chunks = 0;
+  const parts: Uint8Array<ArrayBuffer>[] = [];
+  for await (const chunk of res.body) {
+    chunks++;
+    parts.push(new Uint8Array(chunk));
+  }
+  const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+  assert.equal(await digestOf(bytes), layer);
+  assert.equal(res.headers.get("content-length"), String(bytes.length));
+  assert.ok(chunks >= 1);
+});
+
+Deno.test("createHandler() passes HEAD and Range, and keeps digests", async () => {
+  const { acr, handler } = await makeRig({ mode: "inject" }, {
+    storageOrigin: "",
+  });
+  const image = await acr.pushSampleImage("hub/library/hello", "latest");
+
+  const head = await handler.fetch(
+    new Request(
+      `${PROXY}/v2/library/hello/manifests/latest`,
+      { method: "HEAD" },
+    ),
+  );
+  assert.equal(head.status, 200);
+  assert.equal(head.body, null);
+  assert.equal(head.headers.get("docker-content-digest"), image.manifest);
+  assert.ok(Number(head.headers.get("content-length")) > 0);
+
+  const part = await handler.fetch(
+    new Request(
+      `${PROXY}/v2/library/hello/blobs/${image.config}`,
+      { headers: { range: "bytes=0-9" } },
+    ),
+  );
+  assert.equal(part.status, 206);
+  assert.equal((await part.arrayBuffer()).byteLength, 10);
+  assert.match(part.headers.get("content-range")!, /^bytes 0-9\//);
+});
+
+Deno.test("createHandler() maps single-segment Docker Hub names onto library/", async () => {
+  const { acr, handler } = await makeRig({ mode: "inject" });
+  const image = await acr.pushSampleImage("hub/library/hello", "latest");
+  for (const name of ["hello", "library/hello"]) {
+    const res = await handler.fetch(
+      new Request(`${PROXY}/v2/${name}/manifests/latest`),
+    );
+    await res.body?.cancel();
+    assert.equal(res.status, 200, name);
+    assert.equal(res.headers.get("docker-content-digest"), image.manifest);
+  }
+});
+
+Deno.test("createHandler() rewrites errors, Link and challenges onto client names", async () => {
+  const { acr, handler } = await makeRig({ mode: "inject" });
+  await acr.pushSampleImage("hub/library/hello", "a");
+  await acr.pushSampleImage("hub/library/hello", "b");
+
+  const missing = await handler.fetch(
+    new Request(`${PROXY}/v2/library/nope/manifests/latest`),
+  );
+  assert.equal(missing.status, 404);
+  const text = await missing.text();
+  assert.match(text, /MANIFEST_UNKNOWN/);
+  assert.ok(!text.includes("hub/"), text);
+
+  const page = await handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/tags/list?n=1`),
+  );
+  assert.equal(page.status, 200);
+  assert.deepEqual((await page.json()).tags, ["a"]);
+  assert.equal(
+    page.headers.get("link"),
+    '</v2/library/hello/tags/list?last=a&n=1>; rel="next"',
+  );
+});
+
+Deno.test("createHandler() recovers from an upstream 401 by fetching a fresh token", async () => {
+  const { acr, handler, refresh } = await makeRig({ mode: "inject" });
+  const image = await acr.pushSampleImage("hub/library/hello", "latest");
+  const first = await handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/manifests/latest`),
+  );
+  await first.body?.cancel();
+  assert.equal(first.status, 200);
+
+  acr.revokeTokens();
+  const second = await handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/manifests/latest`),
+  );
+  await second.body?.cancel();
+  assert.equal(second.status, 200);
+  assert.equal(second.headers.get("docker-content-digest"), image.manifest);
+  assert.ok(refresh.isValid());
+});
+
+Deno.test("createHandler() answers a dead upstream with a registry-style 502", async () => {
+  const { handler } = await makeRig({
+    mode: "inject",
+    fetch: () => Promise.reject(new TypeError("connection refused")),
+  });
+  const res = await handler.fetch(
+    new Request(`${PROXY}/v2/library/a/manifests/x`),
+  );
+  assert.equal(res.status, 502);
+  const body = await res.json();
+  assert.equal(body.errors[0].code, "UNKNOWN");
+});
+
+Deno.test("createHandler() cancels the upstream body when the client goes away", async () => {
+  let cancelled = false;
+  const upstream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      c.enqueue(new Uint8Array(1024));
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const { handler } = await makeRig({
+    mode: "inject",
+    fetch: () => Promise.resolve(new Response(upstream)),
+  });
+  const res = await handler.fetch(
+    new Request(`${PROXY}/v2/library/a/blobs/sha256:${"a".repeat(64)}`),
+  );
+  const reader = res.body!.getReader();
+  await reader.read();
+  await reader.cancel();
+  assert.ok(cancelled);
+});
+
+Deno.test("createHandler() serves health, readiness and metrics outside /v2/", async () => {
+  let ready = false;
+  const { handler } = await makeRig({ ready: () => ready });
+  const health = await handler.fetch(new Request(`${PROXY}/healthz`));
+  assert.equal(health.status, 200);
+  await health.body?.cancel();
+  const notReady = await handler.fetch(new Request(`${PROXY}/readyz`));
+  assert.equal(notReady.status, 503);
+  await notReady.body?.cancel();
+  ready = true;
+  const isReady = await handler.fetch(new Request(`${PROXY}/readyz`));
+  assert.equal(isReady.status, 200);
+  await isReady.body?.cancel();
+
+  const other = await handler.fetch(new Request(`${PROXY}/favicon.ico`));
+  assert.equal(other.status, 404);
+  assert.equal((await other.json()).errors[0].code, "UNSUPPORTED");
+});

@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import {
+  cliPermissions,
+  serveFakeAcr,
+  startProxy,
+  writeFakeAz,
+} from "./_process.ts";
+import { digestOf } from "./_fixtures.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-sys=uid,osRelease",
+      "--allow-read",
+      MAIN,
+      ...args,
+    ],
+    env: { AZURE_TOKEN_CREDENTIALS: "AzureCliCredential", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("main.ts pulls a manifest and a blob through a fake ACR with a fake az", async () => {
+  const dir = await Deno.makeTempDir();
+  const served = serveFakeAcr({
+    acceptEntraToken: (t) => t === "fake-entra-token",
+  });
+  const image = await served.acr.pushSampleImage("hub/library/hello", "latest");
+  const proxy = await startProxy(
+    ["--upstream-domain", served.origin, "--upstream-prefix", "hub"],
+    { azPath: await writeFakeAz(dir) },
+  );
+  try {
+    const ping = await fetch(`${proxy.url}/v2/`);
+    await ping.body?.cancel();
+    assert.equal(ping.status, 401);
+    const realm =
+      /realm="([^"]+)"/.exec(ping.headers.get("www-authenticate")!)![1];
+    assert.equal(realm, `${proxy.url}/token`);
+
+    const tokenRes = await fetch(
+      `${realm}?service=registry.docker.io&scope=repository:library/hello:pull`,
+    );
+    const { token } = await tokenRes.json();
+    const auth = { authorization: `Bearer ${token}` };
+
+    const manifest = await fetch(
+      `${proxy.url}/v2/library/hello/manifests/latest`,
+      { headers: auth },
+    );
+    assert.equal(manifest.status, 200);
+    assert.equal(await digestOf(await manifest.arrayBuffer()), image.manifest);
+
+    const blob = await fetch(
+      `${proxy.url}/v2/library/hello/blobs/${image.layers[0]}`,
+      { headers: auth },
+    );
+    assert.equal(blob.status, 200, "the client follows the storage redirect");
+    assert.equal(await digestOf(await blob.arrayBuffer()), image.layers[0]);
+
+    const storage = served.acr.seen.filter((r) => r.origin === "storage");
+    assert.ok(storage.length > 0 && storage.every((r) => !r.authorized));
+  } finally {
+    const status = await proxy.stop();
+    await served.close();
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(status.code, 0, proxy.output());
+  }
+  assert.match(proxy.output(), /signed in/);
+  assert.doesNotMatch(proxy.output(), /fake-entra-token|eyJ/);
+});
+
+Deno.test("main.ts exits 1 with one sentence when no credential works", async () => {
+  const dir = await Deno.makeTempDir();
+  const served = serveFakeAcr();
+  const az = await writeFakeAz(dir, false);
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...cliPermissions(az),
+        MAIN,
+        "--upstream-domain",
+        served.origin,
+        "--listen-address",
+        "127.0.0.1:0",
+      ],
+      env: {
+        AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
+        PATH: `${dir}:${Deno.env.get("PATH")}`,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.match(stderr, /No Azure credential could sign in .*az login/);
+  } finally {
+    await served.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts runs without a credential against an anonymous upstream", async () => {
+  const dir = await Deno.makeTempDir();
+  const served = serveFakeAcr({ anonymous: true });
+  await served.acr.pushSampleImage("hub/library/hello", "latest");
+  const az = `${dir}/az-never-called`;
+  await Deno.writeTextFile(az, "#!/bin/sh\nexit 9\n");
+  const proxy = await startProxy(
+    [
+      "--upstream-domain",
+      served.origin,
+      "--upstream-prefix",
+      "hub",
+      "--auth-mode",
+      "inject",
+    ],
+    { azPath: az },
+  );
+  try {
+    const res = await fetch(`${proxy.url}/v2/library/hello/manifests/latest`);
+    await res.body?.cancel();
+    assert.equal(res.status, 200);
+    assert.ok(!served.acr.seen.some((r) => r.path.startsWith("/oauth2/")));
+  } finally {
+    await proxy.stop();
+    await served.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.match(proxy.output(), /anonymous pulls: no credential is requested/);
+});
+
+Deno.test("main.ts --help and --version exit 0", async () => {
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--upstream-domain/);
+  const version = await run(["-version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^acr-cache-proxy \d+\.\d+\.\d+/);
+});
+
+const BAD_CONFIG: [string, string[], RegExp][] = [
+  ["missing upstream", [], /--upstream-domain is required/],
+  ["bad listen address", [
+    "--upstream-domain",
+    "x.azurecr.io",
+    "--listen-address",
+    "8080",
+  ], /--listen-address/],
+  ["bad prefix", [
+    "-upstream-domain",
+    "x.azurecr.io",
+    "-upstream-prefix",
+    "/hub/",
+  ], /--upstream-prefix/],
+  [
+    "unknown flag",
+    ["--upstream-domain", "x.azurecr.io", "--nope"],
+    /unknown argument/,
+  ],
+  ["missing value", ["--upstream-domain"], /needs a value/],
+  ["bad auth mode", [
+    "--upstream-domain",
+    "x.azurecr.io",
+    "--auth-mode",
+    "open",
+  ], /--auth-mode/],
+];
+
+for (const [what, args, message] of BAD_CONFIG) {
+  Deno.test(`main.ts exits 2 on bad configuration: ${what}`, async () => {
+    const { code, stderr } = await run(args);
+    assert.equal(code, 2);
+    assert.match(stderr, message);
+    assert.equal(stderr.trim().split("\n").length, 1, stderr);
+  });
+}
