@@ -652,27 +652,34 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   ): Promise<
     { response: Response; abort: AbortController } | { failure: string }
   > {
+    // The client's signal only matters until headers arrive; after that a
+    // client that goes away cancels the body stream, which aborts this
+    // controller (see watchBody).
     const abort = new AbortController();
-    const timer = setTimeout(
-      () => abort.abort(new DOMException("upstream timeout", "TimeoutError")),
-      headerTimeoutMs,
-    );
+    const onClientGone = (): void => abort.abort(request.signal.reason);
+    request.signal.addEventListener("abort", onClientGone, { once: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort(new DOMException("upstream timeout", "TimeoutError"));
+    }, headerTimeoutMs);
     const started = now();
     try {
       const response = await fetchFn(target, {
         method: request.method,
         headers,
         redirect: "manual",
-        signal: AbortSignal.any([request.signal, abort.signal]),
+        signal: abort.signal,
       });
       metrics?.observeUpstream(route, (now() - started) / 1000);
       return { response, abort };
     } catch {
-      if (abort.signal.aborted) return { failure: "upstream timeout" };
+      if (timedOut) return { failure: "upstream timeout" };
       if (request.signal.aborted) return { failure: "client went away" };
       return { failure: "upstream unreachable" };
     } finally {
       clearTimeout(timer);
+      request.signal.removeEventListener("abort", onClientGone);
     }
   }
 }

@@ -101,6 +101,11 @@ export class FakeAcr {
     this.storage = this.storage.bind(this);
   }
 
+  /** The storage origin, when blobs redirect there. */
+  get storageOrigin(): string | undefined {
+    return this.#opts.storageOrigin;
+  }
+
   /** Sets the storage origin once its server is listening. */
   set storageOrigin(origin: string) {
     this.#opts.storageOrigin = origin;
