@@ -22,7 +22,11 @@ import {
 } from "./src/config.ts";
 import { discoverUpstream, DiscoveryError } from "./src/discover.ts";
 import { entraTokenProvider, explainSignInFailure } from "./src/entra.ts";
-import { createHandler, type RequestRecord } from "./src/handler.ts";
+import {
+  createHandler,
+  type ProxyHandler,
+  type RequestRecord,
+} from "./src/handler.ts";
 import { enabled, formatLine, type LogFields } from "./src/log.ts";
 import { ProxyMetrics } from "./src/metrics.ts";
 import {
@@ -45,24 +49,108 @@ if (import.meta.main) {
 }
 
 async function main(args: string[]): Promise<void> {
-  let config: Config;
+  const config = await readConfig(args);
+  const app = await createApp(config);
+  const { log } = app;
+
+  if (!isLoopback(config.listen.hostname)) {
+    log(
+      "warn",
+      "listening beyond loopback: anyone who reaches this port can pull what the identity can pull",
+      {
+        hostname: config.listen.hostname,
+      },
+    );
+  }
+  const tls = config.tls
+    ? {
+      cert: await Deno.readTextFile(config.tls.certFile),
+      key: await Deno.readTextFile(config.tls.keyFile),
+    }
+    : {};
+  const server = Deno.serve({
+    hostname: config.listen.hostname,
+    port: config.listen.port,
+    ...tls,
+    onListen: ({ hostname, port }) =>
+      log("info", "listening", {
+        address: `${hostname}:${port}`,
+        tls: !!config.tls,
+      }),
+    onError: (e) => {
+      log("error", "unhandled error", {
+        error: e instanceof Error ? e.name : "error",
+      });
+      return new Response(null, { status: 500 });
+    },
+  }, app.handler.fetch);
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log("info", "shutting down", { signal, grace_ms: config.shutdownGraceMs });
+    app.stop();
+
+    const grace = new Promise<"grace period over">((resolve) =>
+      setTimeout(() => resolve("grace period over"), config.shutdownGraceMs)
+    );
+    const drained = server.shutdown().then(() => "drained" as const);
+    const how = await Promise.race([drained, grace]);
+    log("info", "stopped", { how });
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => void stop(signal));
+  }
+}
+
+/**
+ * Reads the configuration from arguments and the environment. Prints help
+ * or the version and exits 0 when asked; exits 2 with one sentence on a
+ * configuration mistake.
+ *
+ * @param args Command-line arguments.
+ * @returns The configuration.
+ */
+export async function readConfig(args: string[]): Promise<Config> {
   try {
     const invocation = parseInvocation(args, Deno.env.toObject());
     if (invocation.kind === "help") {
       await write(Deno.stdout, helpText(denoJson.version));
-      return;
+      Deno.exit(0);
     }
     if (invocation.kind === "version") {
       await write(Deno.stdout, `acr-cache-proxy ${denoJson.version}\n`);
-      return;
+      Deno.exit(0);
     }
-    config = invocation.config;
+    return invocation.config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     await write(Deno.stderr, `acr-cache-proxy: ${e.message}\n`);
     Deno.exit(2);
   }
+}
 
+/** A configured proxy, ready to be served. */
+export interface App {
+  /** The request handler. */
+  handler: ProxyHandler;
+  /** Writes one log line. */
+  log: (level: LogLevel, msg: string, fields?: LogFields) => void;
+  /** Stops the background renewal and probe timers. */
+  stop(): void;
+}
+
+/**
+ * Discovers the upstream, signs in when it needs credentials, and builds
+ * the handler. Exits 1 with one sentence when the upstream or the
+ * credential does not work.
+ *
+ * @param config The configuration.
+ * @returns The app.
+ */
+export async function createApp(config: Config): Promise<App> {
   const log = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
     if (!enabled(level, config.logLevel)) return;
     const line = formatLine(config.logFormat, level, msg, fields, new Date());
@@ -75,13 +163,6 @@ async function main(args: string[]): Promise<void> {
   };
 
   log("info", "starting", effectiveConfig(config));
-  if (!isLoopback(config.listen.hostname)) {
-    log(
-      "warn",
-      "listening beyond loopback: anyone who reaches this port can pull what the identity can pull",
-      { hostname: config.listen.hostname },
-    );
-  }
 
   let lastContact = 0;
   const tracked: typeof fetch = async (input, init) => {
@@ -156,49 +237,15 @@ async function main(args: string[]): Promise<void> {
       log(r.status >= 500 ? "warn" : "info", "request", requestFields(r)),
   });
 
-  const tls = config.tls
-    ? {
-      cert: await Deno.readTextFile(config.tls.certFile),
-      key: await Deno.readTextFile(config.tls.keyFile),
-    }
-    : {};
-  const server = Deno.serve({
-    hostname: config.listen.hostname,
-    port: config.listen.port,
-    ...tls,
-    onListen: ({ hostname, port }) =>
-      log("info", "listening", {
-        address: `${hostname}:${port}`,
-        tls: !!config.tls,
-      }),
-    onError: (e) => {
-      log("error", "unhandled error", {
-        error: e instanceof Error ? e.name : "error",
-      });
-      return new Response(null, { status: 500 });
-    },
-  }, handler.fetch);
-
   const refreshLoop = startRefreshLoop(refresh);
-  let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    log("info", "shutting down", { signal, grace_ms: config.shutdownGraceMs });
-    clearInterval(probe);
-    refreshLoop.stop();
-
-    const grace = new Promise<"grace period over">((resolve) =>
-      setTimeout(() => resolve("grace period over"), config.shutdownGraceMs)
-    );
-    const drained = server.shutdown().then(() => "drained" as const);
-    const how = await Promise.race([drained, grace]);
-    log("info", "stopped", { how });
-    Deno.exit(0);
+  return {
+    handler,
+    log,
+    stop(): void {
+      clearInterval(probe);
+      refreshLoop.stop();
+    },
   };
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, () => void stop(signal));
-  }
 }
 
 async function signIn(

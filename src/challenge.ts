@@ -28,11 +28,12 @@ const TOKEN68_CHAR = /[A-Za-z0-9\-._~+/]/;
  *
  * @example Read an ACR challenge
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseChallenges } from "./challenge.ts";
  * const [c] = parseChallenges(
  *   'Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io"',
  * );
- * console.assert(c?.params.service === "r.azurecr.io");
+ * assert(c?.params.service === "r.azurecr.io");
  * ```
  */
 export function parseChallenges(header: string): Challenge[] {
@@ -104,9 +105,10 @@ export function parseChallenges(header: string): Challenge[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatChallenge } from "./challenge.ts";
  * const v = formatChallenge({ scheme: "Bearer", params: { realm: "x" } });
- * console.assert(v === 'Bearer realm="x"');
+ * assert(v === 'Bearer realm="x"');
  * ```
  */
 export function formatChallenge(challenge: Challenge): string {

@@ -231,8 +231,9 @@ export const FLAGS: readonly FlagSpec[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { helpText } from "./config.ts";
- * console.assert(helpText("1.0.0").includes("--upstream-domain"));
+ * assert(helpText("1.0.0").includes("--upstream-domain"));
  * ```
  */
 export function helpText(version: string): string {
@@ -264,12 +265,13 @@ export function helpText(version: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseInvocation } from "./config.ts";
  * const inv = parseInvocation(
  *   ["-upstream-domain", "example.azurecr.io", "--upstream-prefix=hub"],
  *   {},
  * );
- * console.assert(inv.kind === "run" && inv.config.upstream === "https://example.azurecr.io");
+ * assert(inv.kind === "run" && inv.config.upstream === "https://example.azurecr.io");
  * ```
  */
 export function parseInvocation(
@@ -399,8 +401,9 @@ export function parseInvocation(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseListenAddress } from "./config.ts";
- * console.assert(parseListenAddress("[::1]:8080").hostname === "::1");
+ * assert(parseListenAddress("[::1]:8080").hostname === "::1");
  * ```
  */
 export function parseListenAddress(
@@ -429,8 +432,9 @@ export function parseListenAddress(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseDuration } from "./config.ts";
- * console.assert(parseDuration("2m", "x") === 120_000);
+ * assert(parseDuration("2m", "x") === 120_000);
  * ```
  */
 export function parseDuration(text: string, flag: string): number {

@@ -43,6 +43,7 @@ export class DiscoveryError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { discoverUpstream } from "./discover.ts";
  * const fake = () =>
  *   Promise.resolve(new Response(null, {
@@ -53,7 +54,7 @@ export class DiscoveryError extends Error {
  *     },
  *   }));
  * const access = await discoverUpstream("https://r.azurecr.io", fake);
- * console.assert(access.kind === "token");
+ * assert(access.kind === "token");
  * ```
  */
 export async function discoverUpstream(

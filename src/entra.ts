@@ -46,8 +46,9 @@ export function entraTokenProvider(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { explainSignInFailure } from "./entra.ts";
- * console.assert(explainSignInFailure("x").includes("az login"));
+ * assert(explainSignInFailure("x").includes("az login"));
  * ```
  */
 export function explainSignInFailure(reason: string): string {

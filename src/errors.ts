@@ -48,11 +48,12 @@ export const API_VERSION_HEADER: readonly [string, string] = [
  *
  * @example Refuse a write
  * ```ts
+ * import assert from "node:assert/strict";
  * import { registryError } from "./errors.ts";
  * const res = registryError(405, "UNSUPPORTED", "this mirror is read-only", {
  *   headers: { allow: "GET, HEAD" },
  * });
- * console.assert(res.status === 405);
+ * assert(res.status === 405);
  * ```
  */
 export function registryError(

@@ -25,11 +25,12 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GrantSigner } from "./grant.ts";
  * const signer = new GrantSigner(crypto.getRandomValues(new Uint8Array(32)));
  * const token = await signer.sign({ registry: "docker.io", names: ["a"], exp: 2e9 });
  * const grant = await signer.verify(token, 1e9);
- * console.assert(grant?.names[0] === "a");
+ * assert(grant?.names[0] === "a");
  * ```
  */
 export class GrantSigner {

@@ -130,6 +130,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  *
  * @example Serve a pull-through mirror of an anonymous registry
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createHandler } from "./handler.ts";
  * const upstream = (req: Request | URL | string) =>
  *   Promise.resolve(new Response("{}", { status: 200 }));
@@ -140,7 +141,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  *   fetch: upstream as typeof fetch,
  * });
  * const res = await handler.fetch(new Request("http://localhost/v2/"));
- * console.assert(res.status === 200);
+ * assert(res.status === 200);
  * ```
  */
 export function createHandler(options: HandlerOptions): ProxyHandler {

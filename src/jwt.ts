@@ -15,9 +15,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readJwtClaims } from "./jwt.ts";
  * const body = btoa(JSON.stringify({ exp: 1 })).replace(/=+$/, "");
- * console.assert(readJwtClaims(`e30.${body}.sig`)?.exp === 1);
+ * assert(readJwtClaims(`e30.${body}.sig`)?.exp === 1);
  * ```
  */
 export function readJwtClaims(
@@ -47,8 +48,9 @@ export function readJwtClaims(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readJwtExpiry } from "./jwt.ts";
- * console.assert(readJwtExpiry("opaque") === undefined);
+ * assert(readJwtExpiry("opaque") === undefined);
  * ```
  */
 export function readJwtExpiry(token: string): number | undefined {

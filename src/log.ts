@@ -26,8 +26,9 @@ export type LogFields = Record<string, string | number | boolean | undefined>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { enabled } from "./log.ts";
- * console.assert(!enabled("debug", "info"));
+ * assert(!enabled("debug", "info"));
  * ```
  */
 export function enabled(level: LogLevel, threshold: LogLevel): boolean {
@@ -46,9 +47,10 @@ export function enabled(level: LogLevel, threshold: LogLevel): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatLine } from "./log.ts";
  * const line = formatLine("text", "info", "request", { status: 200 }, new Date(0));
- * console.assert(line === 'ts=1970-01-01T00:00:00.000Z level=info msg=request status=200');
+ * assert(line === 'ts=1970-01-01T00:00:00.000Z level=info msg=request status=200');
  * ```
  */
 export function formatLine(

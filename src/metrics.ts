@@ -41,10 +41,11 @@ export const METRIC_NAMES: readonly string[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProxyMetrics } from "./metrics.ts";
  * const m = new ProxyMetrics();
  * m.countRequest("docker.io", "GET", 200);
- * console.assert(m.render().includes('status="200"'));
+ * assert(m.render().includes('status="200"'));
  * ```
  */
 export class ProxyMetrics {

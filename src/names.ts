@@ -41,9 +41,10 @@ const DOCKER_HUB = new Set([
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidName } from "./names.ts";
- * console.assert(isValidName("library/nginx"));
- * console.assert(!isValidName("library/../etc"));
+ * assert(isValidName("library/nginx"));
+ * assert(!isValidName("library/../etc"));
  * ```
  */
 export function isValidName(name: string): boolean {
@@ -58,8 +59,9 @@ export function isValidName(name: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidTag } from "./names.ts";
- * console.assert(isValidTag("1.36-musl"));
+ * assert(isValidTag("1.36-musl"));
  * ```
  */
 export function isValidTag(ref: string): boolean {
@@ -75,9 +77,10 @@ export function isValidTag(ref: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidDigest } from "./names.ts";
- * console.assert(isValidDigest("sha256:" + "a".repeat(64)));
- * console.assert(!isValidDigest("sha256:abc"));
+ * assert(isValidDigest("sha256:" + "a".repeat(64)));
+ * assert(!isValidDigest("sha256:abc"));
  * ```
  */
 export function isValidDigest(ref: string): boolean {
@@ -97,8 +100,9 @@ export function isValidDigest(ref: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidPrefix } from "./names.ts";
- * console.assert(isValidPrefix("hub") && !isValidPrefix("/hub"));
+ * assert(isValidPrefix("hub") && !isValidPrefix("/hub"));
  * ```
  */
 export function isValidPrefix(prefix: string): boolean {
@@ -114,8 +118,9 @@ export function isValidPrefix(prefix: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isValidRegistryHost } from "./names.ts";
- * console.assert(isValidRegistryHost("ghcr.io"));
+ * assert(isValidRegistryHost("ghcr.io"));
  * ```
  */
 export function isValidRegistryHost(host: string): boolean {
@@ -131,8 +136,9 @@ export function isValidRegistryHost(host: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isDockerHub } from "./names.ts";
- * console.assert(isDockerHub({ registry: "docker.io", prefix: "hub" }));
+ * assert(isDockerHub({ registry: "docker.io", prefix: "hub" }));
  * ```
  */
 export function isDockerHub(route: Route): boolean {
@@ -150,9 +156,10 @@ export function isDockerHub(route: Route): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toUpstreamName } from "./names.ts";
  * const route = { registry: "docker.io", prefix: "hub" };
- * console.assert(toUpstreamName(route, "nginx") === "hub/library/nginx");
+ * assert(toUpstreamName(route, "nginx") === "hub/library/nginx");
  * ```
  */
 export function toUpstreamName(route: Route, name: string): string | undefined {
@@ -172,9 +179,10 @@ export function toUpstreamName(route: Route, name: string): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toClientName } from "./names.ts";
  * const route = { registry: "docker.io", prefix: "hub" };
- * console.assert(toClientName(route, "hub/library/nginx") === "library/nginx");
+ * assert(toClientName(route, "hub/library/nginx") === "library/nginx");
  * ```
  */
 export function toClientName(
@@ -197,9 +205,10 @@ export function toClientName(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalName } from "./names.ts";
  * const hub = { registry: "docker.io", prefix: "hub" };
- * console.assert(canonicalName(hub, "nginx") === "library/nginx");
+ * assert(canonicalName(hub, "nginx") === "library/nginx");
  * ```
  */
 export function canonicalName(route: Route, name: string): string | undefined {
@@ -234,9 +243,10 @@ const TAGS_RE = /^\/v2\/(.+)\/tags\/list$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseApiPath } from "./names.ts";
  * const p = parseApiPath("/v2/library/nginx/manifests/latest");
- * console.assert(p.kind === "manifests" && p.name === "library/nginx");
+ * assert(p.kind === "manifests" && p.name === "library/nginx");
  * ```
  */
 export function parseApiPath(pathname: string): ApiPath {

@@ -62,11 +62,12 @@ const DROPPED_RESPONSE_HEADERS = new Set([
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { upstreamRequestHeaders } from "./rewrite.ts";
  * const h = upstreamRequestHeaders(
  *   new Headers({ range: "bytes=0-9", cookie: "x" }),
  * );
- * console.assert(h.get("range") === "bytes=0-9" && !h.has("cookie"));
+ * assert(h.get("range") === "bytes=0-9" && !h.has("cookie"));
  * ```
  */
 export function upstreamRequestHeaders(headers: Headers): Headers {
@@ -90,6 +91,7 @@ export function upstreamRequestHeaders(headers: Headers): Headers {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clientResponseHeaders } from "./rewrite.ts";
  * const h = clientResponseHeaders(new Headers({ connection: "close" }), {
  *   upstreamOrigin: "https://r.azurecr.io",
@@ -99,7 +101,7 @@ export function upstreamRequestHeaders(headers: Headers): Headers {
  *   service: "registry.docker.io",
  *   realm: "http://127.0.0.1:8080/token",
  * });
- * console.assert(!h.has("connection"));
+ * assert(!h.has("connection"));
  * ```
  */
 export function clientResponseHeaders(
@@ -139,6 +141,7 @@ export function clientResponseHeaders(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rewriteChallenge } from "./rewrite.ts";
  * const v = rewriteChallenge(
  *   'Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io",scope="repository:hub/library/a:pull"',
@@ -151,7 +154,7 @@ export function clientResponseHeaders(
  *     realm: "http://p/token",
  *   },
  * );
- * console.assert(v.includes('scope="repository:library/a:pull"'));
+ * assert(v.includes('scope="repository:library/a:pull"'));
  * ```
  */
 export function rewriteChallenge(value: string, ctx: RewriteContext): string {
@@ -182,6 +185,7 @@ export function rewriteChallenge(value: string, ctx: RewriteContext): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rewriteLocation } from "./rewrite.ts";
  * const ctx = {
  *   upstreamOrigin: "https://r.azurecr.io",
@@ -192,7 +196,7 @@ export function rewriteChallenge(value: string, ctx: RewriteContext): string {
  *   realm: "http://p/token",
  * };
  * const sas = "https://x.blob.core.windows.net/d?sig=1";
- * console.assert(rewriteLocation(sas, ctx) === sas);
+ * assert(rewriteLocation(sas, ctx) === sas);
  * ```
  */
 export function rewriteLocation(value: string, ctx: RewriteContext): string {
@@ -216,6 +220,7 @@ export function rewriteLocation(value: string, ctx: RewriteContext): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rewriteLink } from "./rewrite.ts";
  * const v = rewriteLink('</v2/hub/library/a/tags/list?last=b&n=1>; rel="next"', {
  *   upstreamOrigin: "https://r.azurecr.io",
@@ -225,7 +230,7 @@ export function rewriteLocation(value: string, ctx: RewriteContext): string {
  *   service: "registry.docker.io",
  *   realm: "http://p/token",
  * });
- * console.assert(v === '</v2/library/a/tags/list?last=b&n=1>; rel="next"');
+ * assert(v === '</v2/library/a/tags/list?last=b&n=1>; rel="next"');
  * ```
  */
 export function rewriteLink(value: string, ctx: RewriteContext): string {
@@ -255,12 +260,13 @@ export function rewriteLink(value: string, ctx: RewriteContext): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rewriteErrorBody } from "./rewrite.ts";
  * const out = rewriteErrorBody('{"Name":"hub/library/a"}', {
  *   registry: "docker.io",
  *   prefix: "hub",
  * });
- * console.assert(out === '{"Name":"library/a"}');
+ * assert(out === '{"Name":"library/a"}');
  * ```
  */
 export function rewriteErrorBody(text: string, route: Route): string {

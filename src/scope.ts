@@ -35,9 +35,10 @@ export const MAX_SCOPES = 16;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseScopes } from "./scope.ts";
  * const [s] = parseScopes(["repository:library/nginx:pull,push"]);
- * console.assert(s?.actions.length === 2);
+ * assert(s?.actions.length === 2);
  * ```
  */
 export function parseScopes(values: readonly string[]): (Scope | undefined)[] {
@@ -59,8 +60,9 @@ export function parseScopes(values: readonly string[]): (Scope | undefined)[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseScope } from "./scope.ts";
- * console.assert(parseScope("registry:catalog:*")?.type === "registry");
+ * assert(parseScope("registry:catalog:*")?.type === "registry");
  * ```
  */
 export function parseScope(item: string): Scope | undefined {
@@ -83,9 +85,10 @@ export function parseScope(item: string): Scope | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatScope } from "./scope.ts";
  * const s = formatScope({ type: "repository", name: "a", actions: ["pull"] });
- * console.assert(s === "repository:a:pull");
+ * assert(s === "repository:a:pull");
  * ```
  */
 export function formatScope(scope: Scope): string {
@@ -104,6 +107,7 @@ export function formatScope(scope: Scope): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clampToPull } from "./scope.ts";
  * const hub = { registry: "docker.io", prefix: "hub" };
  * const s = clampToPull(hub, {
@@ -111,7 +115,7 @@ export function formatScope(scope: Scope): string {
  *   name: "nginx",
  *   actions: ["push", "pull"],
  * });
- * console.assert(s?.name === "library/nginx" && s.actions.join() === "pull");
+ * assert(s?.name === "library/nginx" && s.actions.join() === "pull");
  * ```
  */
 export function clampToPull(route: Route, scope: Scope): Scope | undefined {
@@ -133,6 +137,7 @@ export function clampToPull(route: Route, scope: Scope): Scope | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toUpstreamScope } from "./scope.ts";
  * const hub = { registry: "docker.io", prefix: "hub" };
  * const s = toUpstreamScope(hub, {
@@ -140,7 +145,7 @@ export function clampToPull(route: Route, scope: Scope): Scope | undefined {
  *   name: "library/nginx",
  *   actions: ["pull"],
  * });
- * console.assert(s === "repository:hub/library/nginx:pull");
+ * assert(s === "repository:hub/library/nginx:pull");
  * ```
  */
 export function toUpstreamScope(route: Route, scope: Scope): string {
@@ -158,10 +163,11 @@ export function toUpstreamScope(route: Route, scope: Scope): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toClientScope } from "./scope.ts";
  * const hub = { registry: "docker.io", prefix: "hub" };
  * const s = toClientScope(hub, "repository:hub/library/nginx:pull");
- * console.assert(s === "repository:library/nginx:pull");
+ * assert(s === "repository:library/nginx:pull");
  * ```
  */
 export function toClientScope(route: Route, item: string): string | undefined {
