@@ -54,7 +54,11 @@ export interface Config {
 
 /** A configuration mistake; the message is one sentence naming the fix. */
 export class ConfigError extends Error {
-  /** @param message What is wrong and how to fix it. */
+  /**
+   * Creates a configuration error.
+   *
+   * @param message What is wrong and how to fix it.
+   */
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

@@ -24,7 +24,11 @@ export type UpstreamAccess =
 
 /** The upstream could not be used; the message says what to check. */
 export class DiscoveryError extends Error {
-  /** @param message What went wrong and what to check. */
+  /**
+   * Creates a discovery failure.
+   *
+   * @param message What went wrong and what to check.
+   */
   constructor(message: string) {
     super(message);
     this.name = "DiscoveryError";

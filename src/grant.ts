@@ -36,7 +36,11 @@ const encoder = new TextEncoder();
 export class GrantSigner {
   #key: Promise<CryptoKey>;
 
-  /** @param secret At least 32 bytes of key material. */
+  /**
+   * Creates a signer.
+   *
+   * @param secret At least 32 bytes of key material.
+   */
   constructor(secret: Uint8Array) {
     if (secret.length < 32) {
       throw new RangeError("the grant secret must be at least 32 bytes");

@@ -25,6 +25,8 @@ export class TokenError extends Error {
   readonly status: number | undefined;
 
   /**
+   * Creates a token failure.
+   *
    * @param message What failed, with no token in it.
    * @param status The upstream status, if any.
    */
@@ -101,7 +103,11 @@ export class RefreshTokenSource {
   #nextAttemptAt = 0;
   #lastError: string | undefined;
 
-  /** @param options Where and how to exchange tokens. */
+  /**
+   * Creates a source; nothing is fetched until the first renewal.
+   *
+   * @param options Where and how to exchange tokens.
+   */
   constructor(options: RefreshTokenSourceOptions) {
     this.#opts = {
       exchangeUrl: options.exchangeUrl,
@@ -311,7 +317,11 @@ export class AccessTokenCache implements AccessTokenProvider {
   #entries = new Map<string, Entry>();
   #pending = new Map<string, Promise<Entry>>();
 
-  /** @param options Where to get tokens and how many to keep. */
+  /**
+   * Creates an empty cache.
+   *
+   * @param options Where to get tokens and how many to keep.
+   */
   constructor(options: AccessTokenCacheOptions) {
     this.#opts = options;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
