@@ -64,8 +64,8 @@ async function main(args: string[]): Promise<void> {
   }
   const tls = config.tls
     ? {
-      cert: await Deno.readTextFile(config.tls.certFile),
-      key: await Deno.readTextFile(config.tls.keyFile),
+      cert: await readPem(config.tls.certFile, "--tls-cert"),
+      key: await readPem(config.tls.keyFile, "--tls-key"),
     }
     : {};
   const server = Deno.serve({
@@ -359,6 +359,19 @@ function effectiveConfig(config: Config): LogFields {
     idle_timeout_ms: config.idleTimeoutMs,
     shutdown_grace_ms: config.shutdownGraceMs,
   };
+}
+
+async function readPem(path: string, flag: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    const why = e instanceof Error ? e.name : "error";
+    await write(
+      Deno.stderr,
+      `acr-cache-proxy: cannot read ${flag} ${path} (${why}); check the path and grant --allow-read=${path}\n`,
+    );
+    Deno.exit(2);
+  }
 }
 
 function isLoopback(hostname: string): boolean {

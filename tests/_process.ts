@@ -10,13 +10,16 @@ import { FakeAcr, type FakeAcrOptions } from "../contrib/demo/fake_acr.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** The permission flags the README documents for the Azure CLI credential. */
-export function cliPermissions(azPath: string): string[] {
+export function cliPermissions(
+  azPath: string,
+  extraRead: string[] = [],
+): string[] {
   return [
     "--allow-net",
     "--allow-env",
     "--allow-sys=uid,osRelease",
     "--allow-run=az",
-    `--allow-read=${azPath}`,
+    `--allow-read=${[azPath, ...extraRead].join(",")}`,
   ];
 }
 
@@ -101,14 +104,21 @@ export interface ProxyProcess {
  */
 export async function startProxy(
   args: string[],
-  opts: { azPath: string; env?: Record<string, string>; port?: number },
+  opts: {
+    azPath: string;
+    env?: Record<string, string>;
+    port?: number;
+    healthScheme?: "http" | "https";
+    caCert?: string;
+    extraRead?: string[];
+  },
 ): Promise<ProxyProcess> {
   const port = opts.port ?? freePort();
   const dir = opts.azPath.slice(0, opts.azPath.lastIndexOf("/"));
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...cliPermissions(opts.azPath),
+      ...cliPermissions(opts.azPath, opts.extraRead),
       MAIN,
       ...args,
       "--listen-address",
@@ -130,7 +140,10 @@ export async function startProxy(
     }
   };
   const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.healthScheme ?? "http"}://127.0.0.1:${port}`;
+  const client = opts.caCert
+    ? Deno.createHttpClient({ caCerts: [opts.caCert] })
+    : undefined;
 
   const proc: ProxyProcess = {
     url,
@@ -156,9 +169,12 @@ export async function startProxy(
     ]);
     if (exited) break;
     try {
-      const res = await fetch(`${url}/healthz`);
+      const res = await fetch(`${url}/healthz`, client ? { client } : {});
       await res.body?.cancel();
-      if (res.ok) return proc;
+      if (res.ok) {
+        client?.close();
+        return proc;
+      }
     } catch {
       // Not listening yet.
     }

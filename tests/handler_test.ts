@@ -261,3 +261,70 @@ Deno.test("createHandler() serves health, readiness and metrics outside /v2/", a
   assert.equal(other.status, 404);
   assert.equal((await other.json()).errors[0].code, "UNSUPPORTED");
 });
+
+Deno.test("createHandler() routes by ns and refuses unknown registries", async () => {
+  const { acr, handler } = await makeRig({
+    mode: "inject",
+    routes: [
+      { registry: "docker.io", prefix: "hub" },
+      { registry: "ghcr.io", prefix: "ghcr" },
+    ],
+  });
+  const hub = await acr.pushSampleImage("hub/library/hello", "1");
+  const gh = await acr.pushSampleImage("ghcr/org/app", "1");
+
+  const viaHub = await handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/manifests/1?ns=docker.io`),
+  );
+  await viaHub.body?.cancel();
+  assert.equal(viaHub.headers.get("docker-content-digest"), hub.manifest);
+
+  const viaGhcr = await handler.fetch(
+    new Request(`${PROXY}/v2/org/app/manifests/1?ns=ghcr.io`),
+  );
+  await viaGhcr.body?.cancel();
+  assert.equal(viaGhcr.headers.get("docker-content-digest"), gh.manifest);
+
+  const blob = await handler.fetch(
+    new Request(
+      `${PROXY}/v2/org/app/blobs/${gh.config}?ns=ghcr.io`,
+    ),
+  );
+  await blob.body?.cancel();
+  assert.equal(blob.status, 307);
+
+  const unknown = await handler.fetch(
+    new Request(`${PROXY}/v2/org/app/manifests/1?ns=quay.io`),
+  );
+  assert.equal(unknown.status, 404);
+  const body = await unknown.json();
+  assert.equal(body.errors[0].code, "NAME_UNKNOWN");
+  assert.match(body.errors[0].message, /quay\.io/);
+});
+
+Deno.test("createHandler() builds the realm from trusted forwarding headers only", async () => {
+  const forwarded = {
+    "x-forwarded-proto": "https",
+    "x-forwarded-host": "mirror.example.com",
+  };
+  const trusting = (await makeRig({ trustForwarded: true })).handler;
+  const plain = (await makeRig()).handler;
+
+  const a = await trusting.fetch(
+    new Request(`${PROXY}/v2/`, { headers: forwarded }),
+  );
+  await a.body?.cancel();
+  assert.match(
+    a.headers.get("www-authenticate")!,
+    /realm="https:\/\/mirror\.example\.com\/token"/,
+  );
+
+  const b = await plain.fetch(
+    new Request(`${PROXY}/v2/`, { headers: forwarded }),
+  );
+  await b.body?.cancel();
+  assert.match(
+    b.headers.get("www-authenticate")!,
+    /realm="http:\/\/127\.0\.0\.1:8080\/token"/,
+  );
+});

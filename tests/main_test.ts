@@ -191,3 +191,74 @@ for (const [what, args, message] of BAD_CONFIG) {
     assert.equal(stderr.trim().split("\n").length, 1, stderr);
   });
 }
+
+Deno.test("main.ts serves HTTPS with --tls-cert and --tls-key", async () => {
+  const dir = await Deno.makeTempDir();
+  const served = serveFakeAcr({ anonymous: true });
+  await served.acr.pushSampleImage("hub/library/hello", "latest");
+  const gen = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.equal(gen.code, 0, "openssl is needed for this test");
+  const az = `${dir}/az`;
+  await Deno.writeTextFile(az, "#!/bin/sh\nexit 9\n");
+
+  const proxy = await startProxy(
+    [
+      "--upstream-domain",
+      served.origin,
+      "--upstream-prefix",
+      "hub",
+      "--auth-mode",
+      "inject",
+      "--tls-cert",
+      `${dir}/cert.pem`,
+      "--tls-key",
+      `${dir}/key.pem`,
+    ],
+    {
+      azPath: az,
+      healthScheme: "https",
+      extraRead: [`${dir}/cert.pem`, `${dir}/key.pem`],
+      caCert: await Deno.readTextFile(`${dir}/cert.pem`),
+    },
+  );
+  const client = Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(`${dir}/cert.pem`)],
+  });
+  try {
+    const res = await fetch(`${proxy.url}/v2/library/hello/manifests/latest`, {
+      client,
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 200);
+    assert.ok(proxy.url.startsWith("https://"));
+  } finally {
+    client.close();
+    await proxy.stop();
+    await served.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
