@@ -68,22 +68,36 @@ async function main(args: string[]): Promise<void> {
       key: await readPem(config.tls.keyFile, "--tls-key"),
     }
     : {};
-  const server = Deno.serve({
-    hostname: config.listen.hostname,
-    port: config.listen.port,
-    ...tls,
-    onListen: ({ hostname, port }) =>
-      log("info", "listening", {
-        address: `${hostname}:${port}`,
-        tls: !!config.tls,
-      }),
-    onError: (e) => {
-      log("error", "unhandled error", {
-        error: e instanceof Error ? e.name : "error",
-      });
-      return new Response(null, { status: 500 });
-    },
-  }, app.handler.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = serve();
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    await write(
+      Deno.stderr,
+      `acr-cache-proxy: cannot listen on ${config.listen.hostname}:${config.listen.port} (${why}); choose another --listen-address\n`,
+    );
+    Deno.exit(1);
+  }
+
+  function serve(): Deno.HttpServer {
+    return Deno.serve({
+      hostname: config.listen.hostname,
+      port: config.listen.port,
+      ...tls,
+      onListen: ({ hostname, port }) =>
+        log("info", "listening", {
+          address: `${hostname}:${port}`,
+          tls: !!config.tls,
+        }),
+      onError: (e) => {
+        log("error", "unhandled error", {
+          error: e instanceof Error ? e.name : "error",
+        });
+        return new Response(null, { status: 500 });
+      },
+    }, app.handler.fetch);
+  }
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

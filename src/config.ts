@@ -283,8 +283,8 @@ export function parseInvocation(
   env: Readonly<Record<string, string | undefined>>,
 ): Invocation {
   const raw = readArgs(args);
-  if (raw.has("help")) return { kind: "help" };
-  if (raw.has("version")) return { kind: "version" };
+  if (raw.get("help")?.at(-1) === "true") return { kind: "help" };
+  if (raw.get("version")?.at(-1) === "true") return { kind: "version" };
 
   const value = (name: string): string | undefined => {
     const spec = FLAGS.find((f) => f.name === name)!;
@@ -383,13 +383,11 @@ export function parseInvocation(
         value("shutdown-grace")!,
         "shutdown-grace",
       ),
-      headerTimeoutMs: parseDuration(
-        value("header-timeout")!,
-        "header-timeout",
-      ),
-      idleTimeoutMs: parseDuration(value("idle-timeout")!, "idle-timeout"),
-      trustForwarded: raw.has("trust-forwarded") ||
-        /^(1|true|yes)$/i.test(env.ACR_CACHE_PROXY_TRUST_FORWARDED ?? ""),
+      headerTimeoutMs: positive(value("header-timeout")!, "header-timeout"),
+      idleTimeoutMs: positive(value("idle-timeout")!, "idle-timeout"),
+      trustForwarded: raw.has("trust-forwarded")
+        ? raw.get("trust-forwarded")?.at(-1) === "true"
+        : /^(1|true|yes)$/i.test(env.ACR_CACHE_PROXY_TRUST_FORWARDED ?? ""),
       tls: certFile && keyFile ? { certFile, keyFile } : undefined,
       tokenSecret,
     }),
@@ -455,6 +453,14 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(n * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000));
 }
 
+function positive(text: string, flag: string): number {
+  const ms = parseDuration(text, flag);
+  if (ms < 1) {
+    throw new ConfigError(`--${flag} must be longer than zero, such as 30s`);
+  }
+  return ms;
+}
+
 function readArgs(args: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (let i = 0; i < args.length; i++) {
@@ -475,8 +481,7 @@ function readArgs(args: readonly string[]): Map<string, string[]> {
       if (m[2] !== undefined && !/^(true|false|1|0)$/.test(m[2])) {
         throw new ConfigError(`--${spec.name} takes no value`);
       }
-      if (m[2] === "false" || m[2] === "0") continue;
-      v = "true";
+      v = m[2] === "false" || m[2] === "0" ? "false" : "true";
     } else if (m[2] !== undefined) {
       v = m[2];
     } else {

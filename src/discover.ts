@@ -106,7 +106,7 @@ export async function discoverUpstream(
   }
   const downgrade = base.protocol === "https:" &&
     realmUrl.protocol !== "https:";
-  if (realmUrl.hostname !== base.hostname || downgrade) {
+  if (realmUrl.host !== base.host || downgrade) {
     throw new DiscoveryError(
       `the upstream's token realm ${realmUrl.origin} is not on ${base.origin}; refusing to send credentials to another host.`,
     );

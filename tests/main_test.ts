@@ -175,6 +175,12 @@ const BAD_CONFIG: [string, string[], RegExp][] = [
     /unknown argument/,
   ],
   ["missing value", ["--upstream-domain"], /needs a value/],
+  ["zero timeout", [
+    "--upstream-domain",
+    "x.azurecr.io",
+    "--idle-timeout",
+    "0",
+  ], /--idle-timeout must be longer than zero/],
   ["bad auth mode", [
     "--upstream-domain",
     "x.azurecr.io",
