@@ -32,7 +32,12 @@ export function entraTokenProvider(
     token: string;
     expiresAt: number;
   }> {
-    const token = await credential.getToken(scope);
+    let token;
+    try {
+      token = await credential.getToken(scope);
+    } catch (e) {
+      throw new Error(describeFailure(e));
+    }
     if (!token) throw new Error("the credential returned no token");
     return { token: token.token, expiresAt: token.expiresOnTimestamp };
   };
@@ -57,4 +62,17 @@ export function explainSignInFailure(reason: string): string {
     hint = " (a Deno permission is missing: see the README's permission table)";
   }
   return `No Azure credential could sign in (${reason.trim()})${hint}; set AZURE_CLIENT_ID for a user-assigned managed identity, AZURE_TENANT_ID with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, AZURE_FEDERATED_TOKEN_FILE for workload identity, or run \`az login\`.`;
+}
+
+// DefaultAzureCredential reports one failure per credential it tried; the
+// first line of each is what tells an operator which source to fix.
+function describeFailure(e: unknown): string {
+  const inner = (e as { errors?: unknown })?.errors;
+  const parts = Array.isArray(inner) && inner.length ? inner : [e];
+  return parts
+    .map((x) =>
+      x instanceof Error ? x.message.split("\n")[0]!.trim() : String(x)
+    )
+    .join("; ")
+    .slice(0, 600);
 }
