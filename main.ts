@@ -27,7 +27,12 @@ import {
   type ProxyHandler,
   type RequestRecord,
 } from "./src/handler.ts";
-import { enabled, formatLine, type LogFields } from "./src/log.ts";
+import {
+  enabled,
+  formatLine,
+  type LogFields,
+  requestLogFields,
+} from "./src/log.ts";
 import { ProxyMetrics } from "./src/metrics.ts";
 import {
   AccessTokenCache,
@@ -248,7 +253,7 @@ export async function createApp(config: Config): Promise<App> {
     metrics,
     ready,
     onRequest: (r: RequestRecord) =>
-      log(r.status >= 500 ? "warn" : "info", "request", requestFields(r)),
+      log(r.status >= 500 ? "warn" : "info", "request", requestLogFields(r)),
   });
 
   const refreshLoop = startRefreshLoop(refresh);
@@ -337,21 +342,6 @@ function startRefreshLoop(
       stopped = true;
       clearTimeout(timer);
     },
-  };
-}
-
-function requestFields(r: RequestRecord): LogFields {
-  return {
-    method: r.method,
-    kind: r.kind,
-    name: r.name,
-    route: r.route,
-    status: r.status,
-    bytes: r.bytes,
-    duration_ms: Math.round(r.durationMs),
-    cache: r.cache,
-    upstream_status: r.upstreamStatus,
-    error: r.error,
   };
 }
 

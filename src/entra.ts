@@ -8,6 +8,7 @@
  */
 
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
+import { redact } from "./redact.ts";
 import type { EntraTokenProvider } from "./tokens.ts";
 
 /**
@@ -69,10 +70,12 @@ export function explainSignInFailure(reason: string): string {
 function describeFailure(e: unknown): string {
   const inner = (e as { errors?: unknown })?.errors;
   const parts = Array.isArray(inner) && inner.length ? inner : [e];
-  return parts
-    .map((x) =>
-      x instanceof Error ? x.message.split("\n")[0]!.trim() : String(x)
-    )
-    .join("; ")
+  return redact(
+    parts
+      .map((x) =>
+        x instanceof Error ? x.message.split("\n")[0]!.trim() : String(x)
+      )
+      .join("; "),
+  )
     .slice(0, 600);
 }

@@ -13,6 +13,7 @@ import { type Grant, GrantSigner } from "./grant.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import {
   canonicalName,
+  hasUnsafePathSyntax,
   isValidDigest,
   isValidRegistryHost,
   isValidTag,
@@ -26,6 +27,7 @@ import {
   rewriteErrorBody,
   upstreamRequestHeaders,
 } from "./rewrite.ts";
+import { redact } from "./redact.ts";
 import {
   clampToPull,
   MAX_SCOPES,
@@ -308,6 +310,12 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     }
     record.route = route.registry;
 
+    if (hasUnsafePathSyntax(rawPath(request.url))) {
+      record.kind = "refused";
+      return reply(
+        registryError(400, "NAME_INVALID", "invalid repository name", { head }),
+      );
+    }
     const api = parseApiPath(path);
     record.kind = api.kind;
     if (api.kind === "ping") return reply(await servePing(request, route, url));
@@ -618,7 +626,25 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       out.delete("content-length");
     }
 
-    if (up.status >= 400 && !head && up.body && isJson(up.headers)) {
+    if (
+      up.status >= 300 && up.status < 400 && up.headers.has("location") &&
+      !out.has("location")
+    ) {
+      await up.body?.cancel();
+      record.error = "upstream redirected outside the mirror";
+      return {
+        response: registryError(
+          502,
+          "UNKNOWN",
+          "the upstream redirected to a location this mirror does not serve",
+          { head },
+        ),
+      };
+    }
+
+    if (up.status >= 400 && !head && up.body) {
+      // Error bodies are small; they are rewritten onto client names and
+      // scrubbed of anything credential-shaped the upstream may echo.
       const text = await readLimited(up.body, MAX_ERROR_BODY);
       if (text === undefined) {
         return {
@@ -629,7 +655,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
           ),
         };
       }
-      const body = rewriteErrorBody(text, ctx.route);
+      const body = redact(
+        rewriteErrorBody(text, ctx.route),
+        token ? [token] : [],
+      );
+      out.delete("content-encoding");
       out.set("content-length", String(new TextEncoder().encode(body).length));
       return {
         response: new Response(body, { status: up.status, headers: out }),
@@ -802,6 +832,15 @@ async function readLimited(
   return new TextDecoder().decode(all);
 }
 
+// The path exactly as the client sent it, before URL parsing normalises
+// dot segments and backslashes.
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const end = url.search(/[?#]/);
+  return url.slice(start, end < 0 ? undefined : end);
+}
+
 function headerBytes(headers: Headers): number {
   let n = 0;
   for (const [k, v] of headers) n += k.length + v.length + 4;
@@ -812,10 +851,6 @@ function hasBody(request: Request): boolean {
   const length = request.headers.get("content-length");
   return (length !== null && length !== "0") ||
     request.headers.has("transfer-encoding");
-}
-
-function isJson(headers: Headers): boolean {
-  return /json/i.test(headers.get("content-type") ?? "");
 }
 
 function firstValue(value: string | null): string | undefined {

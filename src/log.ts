@@ -6,6 +6,7 @@
  */
 
 import type { LogFormat, LogLevel } from "./config.ts";
+import type { RequestRecord } from "./handler.ts";
 
 const LEVELS: Record<LogLevel, number> = {
   debug: 0,
@@ -71,4 +72,41 @@ export function formatLine(
     parts.push(`${k}=${/^[\w.:/@+\-]+$/.test(s) ? s : JSON.stringify(s)}`);
   }
   return parts.join(" ");
+}
+
+/**
+ * The fields of one request's log line: method, what was asked, the
+ * client-side name, route, status, bytes, duration, token cache result,
+ * upstream status and error.
+ *
+ * @param r The request record.
+ * @returns Fields for {@link formatLine}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { requestLogFields } from "./log.ts";
+ * const f = requestLogFields({
+ *   method: "GET",
+ *   kind: "blobs",
+ *   status: 200,
+ *   bytes: 5,
+ *   durationMs: 1.4,
+ * });
+ * assert.equal(f.duration_ms, 1);
+ * ```
+ */
+export function requestLogFields(r: RequestRecord): LogFields {
+  return {
+    method: r.method,
+    kind: r.kind,
+    name: r.name,
+    route: r.route,
+    status: r.status,
+    bytes: r.bytes,
+    duration_ms: Math.round(r.durationMs),
+    cache: r.cache,
+    upstream_status: r.upstreamStatus,
+    error: r.error,
+  };
 }

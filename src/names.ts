@@ -264,3 +264,25 @@ export function parseApiPath(pathname: string): ApiPath {
   if (tags) return { kind: "tags", name: tags[1]! };
   return { kind: "unknown" };
 }
+
+/**
+ * Tells whether a raw, still percent-encoded request path holds syntax a
+ * URL parser would rewrite or that no valid name needs: backslashes,
+ * encoded dots, slashes or backslashes, `.` and `..` segments, and empty
+ * segments. Checked before parsing, so a name is judged as the client sent
+ * it rather than after normalisation.
+ *
+ * @param rawPath The path as it arrived.
+ * @returns Whether to refuse it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hasUnsafePathSyntax } from "./names.ts";
+ * assert(hasUnsafePathSyntax("/v2/a/%2e%2e/b/manifests/x"));
+ * assert(!hasUnsafePathSyntax("/v2/library/a/manifests/1.36"));
+ * ```
+ */
+export function hasUnsafePathSyntax(rawPath: string): boolean {
+  return /\\|%2e|%2f|%5c|\/\.{1,2}(?:\/|$)|\/\//i.test(rawPath);
+}

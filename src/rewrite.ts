@@ -119,9 +119,11 @@ export function clientResponseHeaders(
     if (name === "www-authenticate") {
       out.append(name, rewriteChallenge(value, ctx));
     } else if (name === "location") {
-      out.set(name, rewriteLocation(value, ctx));
+      const location = rewriteLocation(value, ctx);
+      if (location !== undefined) out.set(name, location);
     } else if (name === "link") {
-      out.set(name, rewriteLink(value, ctx));
+      const link = rewriteLink(value, ctx);
+      if (link) out.set(name, link);
     } else {
       out.append(name, value);
     }
@@ -177,11 +179,13 @@ export function rewriteChallenge(value: string, ctx: RewriteContext): string {
 /**
  * Rewrites a `Location`: one on the upstream's own host becomes the proxy's
  * URL with the client-side name; one on any other host (blob storage, a
- * data endpoint) passes untouched.
+ * data endpoint) passes untouched. A `Location` on the upstream's host that
+ * does not map onto a client name is withheld, so clients never learn the
+ * upstream's address.
  *
  * @param value The upstream `Location` value.
  * @param ctx Where to rewrite to.
- * @returns The client's `Location` value.
+ * @returns The client's `Location` value, or `undefined` to withhold it.
  *
  * @example
  * ```ts
@@ -199,24 +203,28 @@ export function rewriteChallenge(value: string, ctx: RewriteContext): string {
  * assert(rewriteLocation(sas, ctx) === sas);
  * ```
  */
-export function rewriteLocation(value: string, ctx: RewriteContext): string {
+export function rewriteLocation(
+  value: string,
+  ctx: RewriteContext,
+): string | undefined {
   let url: URL;
   try {
     url = new URL(value, ctx.upstreamOrigin);
   } catch {
-    return value;
+    return undefined;
   }
   if (url.origin !== ctx.upstreamOrigin) return value;
-  return toPublicUrl(url, ctx) ?? value;
+  return toPublicUrl(url, ctx);
 }
 
 /**
  * Rewrites every URI reference in a `Link` header (RFC 8288) that points at
- * the upstream API onto the proxy.
+ * the upstream API onto the proxy; links on the upstream's host that do not
+ * map onto a client name are dropped.
  *
  * @param value The upstream `Link` value.
  * @param ctx Where to rewrite to.
- * @returns The client's `Link` value.
+ * @returns The client's `Link` value, empty when nothing is left.
  *
  * @example
  * ```ts
@@ -234,20 +242,30 @@ export function rewriteLocation(value: string, ctx: RewriteContext): string {
  * ```
  */
 export function rewriteLink(value: string, ctx: RewriteContext): string {
-  return value.replace(/<([^>]*)>/g, (whole, ref: string) => {
+  const kept: string[] = [];
+  for (const entry of value.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>(.*)$/s.exec(entry);
+    if (!m) continue;
+    const [, ref = "", params = ""] = m;
     let url: URL;
     try {
       url = new URL(ref, ctx.upstreamOrigin);
     } catch {
-      return whole;
+      continue;
     }
-    if (url.origin !== ctx.upstreamOrigin) return whole;
+    if (url.origin !== ctx.upstreamOrigin) {
+      kept.push(`<${ref}>${params}`);
+      continue;
+    }
     const mapped = toPublicUrl(url, ctx);
-    if (mapped === undefined) return whole;
+    if (mapped === undefined) continue;
     // Keep relative references relative, as the upstream sent them.
-    const relative = ref.startsWith("/");
-    return `<${relative ? mapped.slice(ctx.publicBase.length) : mapped}>`;
-  });
+    const target = ref.startsWith("/")
+      ? mapped.slice(ctx.publicBase.length)
+      : mapped;
+    kept.push(`<${target}>${params}`);
+  }
+  return kept.join(", ");
 }
 
 /**

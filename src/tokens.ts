@@ -7,6 +7,7 @@
  */
 
 import { readJwtClaims, readJwtExpiry } from "./jwt.ts";
+import { redact } from "./redact.ts";
 
 /** An Entra ID access token with its expiry in epoch milliseconds. */
 export interface EntraToken {
@@ -31,7 +32,7 @@ export class TokenError extends Error {
    * @param status The upstream status, if any.
    */
   constructor(message: string, status?: number) {
-    super(message);
+    super(redact(message));
     this.name = "TokenError";
     this.status = status;
   }
@@ -210,7 +211,7 @@ export class RefreshTokenSource {
       const base = Math.min(5 * MINUTE, 1000 * 2 ** this.#failures);
       const delay = base / 2 + this.#opts.random() * base / 2;
       this.#nextAttemptAt = this.#opts.now() + delay;
-      this.#lastError = e instanceof Error ? e.message : String(e);
+      this.#lastError = redact(e instanceof Error ? e.message : String(e));
       const event: RenewalEvent = { ok: false, error: this.#lastError };
       if (this.#held) event.expiresAt = this.#held.expiresAt;
       this.#onRenewal?.(event);

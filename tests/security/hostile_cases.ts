@@ -460,7 +460,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   {
     id: "tag with encoded slash",
     url: "/v2/library/nginx/manifests/..%2F..%2Fx",
-    ...refused("TAG_INVALID"),
+    ...refused("NAME_INVALID"),
   },
   {
     id: "blob by tag",

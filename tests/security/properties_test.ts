@@ -194,7 +194,9 @@ Deno.test("handler: raw socket targets never yield an upstream URL outside /v2/h
       }),
       { numRuns: 150 },
     );
-    assert.ok(reached > 10, `only ${reached} raw requests reached upstream`);
+    // Most generated targets are hostile and refused; some clean ones must
+    // still get through, or the property would hold vacuously.
+    assert.ok(reached > 2, `only ${reached} raw requests reached upstream`);
   } finally {
     await server.shutdown();
   }
@@ -294,6 +296,7 @@ Deno.test("rewrite: prefix URLs on the upstream map onto the proxy", () => {
   fc.assert(
     fc.property(insidePrefixUrl, (url) => {
       const loc = rewriteLocation(url, CTX);
+      assert.ok(loc !== undefined, url);
       assert.ok(!loc.includes(UP_HOST), loc);
       assert.ok(loc.startsWith(`${CTX.publicBase}/v2/`), loc);
       assert.ok(!loc.includes("/v2/hub/"), loc);
@@ -357,18 +360,14 @@ const anyUpstreamApiUrl: fc.Arbitrary<string> = fc.tuple(
   fc.constantFrom(`blobs/${DIGEST}`, "manifests/latest", "tags/list"),
 ).map(([name, tail]) => `https://${UP_HOST}/v2/${name}/${tail}`);
 
-// Finding: a Location or Link on the upstream's own host whose repository
-// lies outside the prefix (or is not an API path) is passed to the client
-// unchanged, so the client learns the upstream registry's host name and
-// is pointed straight at it. Expected: such URLs are never emitted (mapped
-// or the response refused).
+// A Location or Link on the upstream's own host whose repository lies
+// outside the prefix (or is not an API path) is withheld, never emitted.
 Deno.test({
   name: "rewrite: upstream URLs outside the prefix never reach clients",
-  ignore: true,
   fn: () => {
     fc.assert(
       fc.property(anyUpstreamApiUrl, (url) => {
-        assert.ok(!rewriteLocation(url, CTX).includes(UP_HOST), url);
+        assert.ok(!(rewriteLocation(url, CTX) ?? "").includes(UP_HOST), url);
         assert.ok(!rewriteLink(`<${url}>`, CTX).includes(UP_HOST), url);
       }),
       { numRuns: 300 },

@@ -7,12 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import type {
-  HandlerOptions,
-  ProxyHandler,
-  RequestRecord,
-} from "../../src/handler.ts";
-import { formatLine, type LogFields } from "../../src/log.ts";
+import type { HandlerOptions, ProxyHandler } from "../../src/handler.ts";
+import { formatLine, requestLogFields } from "../../src/log.ts";
 import { makeProxy, type ProxyUnderTest } from "./proxy.ts";
 
 /** A JWT-shaped string anywhere in a text. */
@@ -29,22 +25,6 @@ export function fakeJwt(claims: Record<string, unknown>): string {
     btoa(JSON.stringify(v)).replace(/\+/g, "-").replace(/\//g, "_")
       .replace(/=+$/, "");
   return `${b64({ alg: "RS256", typ: "JWT" })}.${b64(claims)}.c2lnbmF0dXJl`;
-}
-
-/** The fields the program logs for one request (see main.ts). */
-export function requestFields(r: RequestRecord): LogFields {
-  return {
-    method: r.method,
-    kind: r.kind,
-    name: r.name,
-    route: r.route,
-    status: r.status,
-    bytes: r.bytes,
-    duration_ms: Math.round(r.durationMs),
-    cache: r.cache,
-    upstream_status: r.upstreamStatus,
-    error: r.error,
-  };
 }
 
 /** A proxy whose every finished request becomes a text and a JSON line. */
@@ -76,7 +56,7 @@ export function loggedProxy(
       const level = r.status >= 500 ? "warn" : "info";
       for (const format of ["text", "json"] as const) {
         lines.push(
-          formatLine(format, level, "request", requestFields(r), new Date()),
+          formatLine(format, level, "request", requestLogFields(r), new Date()),
         );
       }
     },
