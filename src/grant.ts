@@ -35,6 +35,10 @@ const encoder = new TextEncoder();
  */
 export class GrantSigner {
   #key: Promise<CryptoKey>;
+  // Signing and verifying are the costly part of a warm `/token` or an
+  // authorized request; both are memoised, bounded, by exact input.
+  #signed = new Map<string, string>();
+  #verified = new Map<string, Grant>();
 
   /**
    * Creates a signer.
@@ -61,13 +65,19 @@ export class GrantSigner {
    * @returns The token.
    */
   async sign(grant: Grant): Promise<string> {
-    const payload = b64url(encoder.encode(JSON.stringify(grant)));
+    const json = JSON.stringify(grant);
+    const memo = this.#signed.get(json);
+    if (memo) return memo;
+
+    const payload = b64url(encoder.encode(json));
     const sig = await crypto.subtle.sign(
       "HMAC",
       await this.#key,
       encoder.encode(payload),
     );
-    return `${PREFIX}${payload}.${b64url(new Uint8Array(sig))}`;
+    const token = `${PREFIX}${payload}.${b64url(new Uint8Array(sig))}`;
+    remember(this.#signed, json, token);
+    return token;
   }
 
   /**
@@ -78,6 +88,8 @@ export class GrantSigner {
    * @returns The grant, or `undefined`.
    */
   async verify(token: string, nowSeconds: number): Promise<Grant | undefined> {
+    const memo = this.#verified.get(token);
+    if (memo) return memo.exp > nowSeconds ? memo : undefined;
     if (!token.startsWith(PREFIX) || token.length > 8192) return undefined;
     const [payload, sig, extra] = token.slice(PREFIX.length).split(".");
     if (!payload || !sig || extra !== undefined) return undefined;
@@ -99,8 +111,19 @@ export class GrantSigner {
     if (typeof grant?.exp !== "number" || grant.exp <= nowSeconds) {
       return undefined;
     }
+    remember(this.#verified, token, grant as Grant);
     return grant as Grant;
   }
+}
+
+const MEMO_ENTRIES = 1024;
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= MEMO_ENTRIES) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
+  }
+  map.set(key, value);
 }
 
 function b64url(bytes: Uint8Array): string {

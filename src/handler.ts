@@ -551,16 +551,15 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       }
     }
 
+    // Expiry is rounded to a 60-second step so that identical requests in
+    // that step share one signed token (signing is memoised).
     const issuedAt = Math.floor(now() / 1000);
-    const token = await signer.sign({
-      registry: route.registry,
-      names,
-      exp: issuedAt + grantTtl,
-    });
+    const exp = Math.ceil((issuedAt + grantTtl) / 60) * 60;
+    const token = await signer.sign({ registry: route.registry, names, exp });
     return json(200, {
       token,
       access_token: token,
-      expires_in: grantTtl,
+      expires_in: exp - issuedAt,
       issued_at: new Date(issuedAt * 1000).toISOString(),
     }, head);
   }
