@@ -1321,3 +1321,32 @@ Deno.test("every YAML and JSON file under contrib/ parses", () => {
     }
   }
 });
+
+Deno.test("the dashboard's metric table matches what the proxy exposes", async () => {
+  const { ProxyMetrics } = await import("../src/metrics.ts");
+  const m = new ProxyMetrics();
+  m.countRequest("docker.io", "GET", 200);
+  m.addBytes("docker.io", 1);
+  m.observeUpstream("docker.io", 0.1);
+  m.countRenewal(true);
+  m.countTokenLookup(true);
+  m.trackInFlight(1);
+  m.watchRefreshExpiry(() => 60);
+
+  const exposed = new Map<string, string[]>();
+  for (const line of m.render().split("\n")) {
+    const sample = /^([a-z_]+)(?:\{([^}]*)\})? /.exec(line);
+    if (!sample) continue;
+    const labels = [...(sample[2] ?? "").matchAll(/([a-z_]+)="/g)].map((x) =>
+      x[1]!
+    );
+    exposed.set(sample[1]!, labels);
+  }
+  assert.deepEqual(
+    [...exposed.keys()].sort(),
+    Object.keys(METRICS).sort(),
+  );
+  for (const [name, labels] of exposed) {
+    assert.deepEqual([...labels].sort(), [...METRICS[name]!].sort(), name);
+  }
+});

@@ -25,16 +25,25 @@ const SERVER = new URL("./server.ts", import.meta.url).pathname;
  *
  * @param seconds wrk duration per side.
  * @param ports Three free loopback ports: fake, cached, forward.
+ * @param latencyMs Delay the fake token service adds to each call.
  * @returns The rates.
  */
 export async function measureTokenRate(
   seconds: number,
   ports: [number, number, number],
+  latencyMs = 0,
 ): Promise<TokenRate> {
   const [fakePort, cachedPort, forwardPort] = ports;
   const upstream = `http://127.0.0.1:${fakePort}`;
   const children = [
-    spawn(["--role", "fake", "--port", String(fakePort)]),
+    spawn([
+      "--role",
+      "fake",
+      "--port",
+      String(fakePort),
+      "--latency-ms",
+      String(latencyMs),
+    ]),
   ];
   try {
     await waitFor(`${upstream}/v2/`);
@@ -128,13 +137,14 @@ async function wrk(
 
 if (import.meta.main) {
   const seconds = Number(Deno.args[0] ?? 5);
+  const latency = Number(Deno.args[1] ?? 0);
   const free = (): number => {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const p = (l.addr as Deno.NetAddr).port;
     l.close();
     return p;
   };
-  const r = await measureTokenRate(seconds, [free(), free(), free()]);
+  const r = await measureTokenRate(seconds, [free(), free(), free()], latency);
   // deno-lint-ignore no-console
   console.log(JSON.stringify(r));
 }

@@ -2,7 +2,8 @@
  * One side of the `/token` benchmark, run as its own process so load, fake
  * and proxy do not share an isolate:
  *
- * - `fake`: the in-memory ACR stand-in (token service) on `--port`.
+ * - `fake`: the in-memory ACR stand-in (token service) on `--port`, with
+ *   `--latency-ms` added to every token call.
  * - `cached`: the proxy handler with its real token cache.
  * - `forward`: the same handler, but every token request goes to the token
  *   service (what a proxy without a cache, like the Go tool, does).
@@ -25,13 +26,23 @@ const { values } = parseArgs({
     role: { type: "string" },
     port: { type: "string" },
     upstream: { type: "string", default: "" },
+    "latency-ms": { type: "string", default: "0" },
   },
 });
 const port = Number(values.port);
 const quiet = { hostname: "127.0.0.1", port, onListen(): void {} };
 
 if (values.role === "fake") {
-  Deno.serve(quiet, new FakeAcr().handle);
+  // An optional delay on token calls stands in for the network round trip
+  // to a real registry's token service; loopback answers in microseconds.
+  const latency = Number(values["latency-ms"]);
+  const acr = new FakeAcr();
+  Deno.serve(quiet, async (req) => {
+    if (latency > 0 && new URL(req.url).pathname.startsWith("/oauth2/")) {
+      await new Promise((r) => setTimeout(r, latency));
+    }
+    return acr.handle(req);
+  });
 } else {
   const upstream = values.upstream!;
   const service = "fakeacr.azurecr.io";
