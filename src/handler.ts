@@ -14,6 +14,7 @@ import type { ProxyMetrics } from "./metrics.ts";
 import {
   canonicalName,
   hasUnsafePathSyntax,
+  isDockerHub,
   isValidDigest,
   isValidRegistryHost,
   isValidTag,
@@ -399,7 +400,14 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     if (ns === undefined) return defaultRoute;
     const host = ns.toLowerCase();
     if (!isValidRegistryHost(host)) return undefined;
-    return routes.get(host);
+    const explicit = routes.get(host);
+    if (explicit) return explicit;
+    // containerd names Docker Hub `docker.io` on every mirror request;
+    // the default route is the Docker Hub route unless one was configured.
+    const hub = { registry: host, prefix: "" };
+    return isDockerHub(hub) && isDockerHub(defaultRoute)
+      ? defaultRoute
+      : undefined;
   }
 
   function publicBase(request: Request, url: URL): string {

@@ -328,3 +328,24 @@ Deno.test("createHandler() builds the realm from trusted forwarding headers only
     /realm="http:\/\/127\.0\.0\.1:8080\/token"/,
   );
 });
+
+Deno.test("createHandler() serves ns=docker.io from the default route", async () => {
+  const { acr, handler } = await makeRig({ mode: "inject" });
+  const image = await acr.pushSampleImage("hub/library/hello", "1");
+  for (const ns of ["docker.io", "registry-1.docker.io"]) {
+    const res = await handler.fetch(
+      new Request(`${PROXY}/v2/library/hello/manifests/1?ns=${ns}`),
+    );
+    await res.body?.cancel();
+    assert.equal(res.status, 200, ns);
+    assert.equal(res.headers.get("docker-content-digest"), image.manifest);
+  }
+  const challenge = await (await makeRig()).handler.fetch(
+    new Request(`${PROXY}/v2/library/hello/manifests/1?ns=docker.io`),
+  );
+  await challenge.body?.cancel();
+  assert.match(
+    challenge.headers.get("www-authenticate")!,
+    /realm="http:\/\/127\.0\.0\.1:8080\/token\/docker\.io"/,
+  );
+});

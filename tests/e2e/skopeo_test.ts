@@ -1,0 +1,197 @@
+/**
+ * skopeo through the proxy: as a plain registry and as a docker.io
+ * mirror, every case verified against the pushed digests.
+ */
+
+import assert from "node:assert/strict";
+import { Skopeo } from "./rig/clients/skopeo.ts";
+import { gatedTest } from "./rig/gate.ts";
+import { loggedRequests, type Session, startSession } from "./rig/session.ts";
+import { assertCopyHasImage, assertCopyHasManifest } from "./rig/verify.ts";
+
+const NEEDS = { isolated: true, tools: ["skopeo"] };
+
+async function copyOk(
+  skopeo: Skopeo,
+  source: string,
+  dest: string,
+  options: Parameters<Skopeo["copy"]>[2] = {},
+): Promise<void> {
+  const r = await skopeo.copy(source, dest, options);
+  assert.equal(r.code, 0, `skopeo copy ${source} failed:\n${r.stderr}`);
+}
+
+async function noServerErrors(s: Session): Promise<void> {
+  const bad = loggedRequests(await s.proxy.log()).filter((l) =>
+    l.status >= 500
+  );
+  assert.deepEqual(bad.map((l) => l.line), []);
+}
+
+gatedTest(
+  "skopeo pulls through the proxy (az credential)",
+  NEEDS,
+  async (t) => {
+    const s = await startSession({ credential: "cli" });
+    const { rig, proxy } = s;
+    const images = rig.images;
+    const skopeo = await Skopeo.create(`${rig.dir}/skopeo`);
+    const base = `docker://${proxy.host}`;
+    let n = 0;
+    const out = (): string => `${rig.dir}/skopeo/out-${++n}`;
+    try {
+      await t.step(
+        "library/busybox:1.36 resolves the index to amd64",
+        async () => {
+          const dest = out();
+          await copyOk(skopeo, `${base}/library/busybox:1.36`, dest);
+          await assertCopyHasManifest(dest, images.busybox.amd64);
+        },
+      );
+
+      await t.step(
+        "library/busybox:1.36 --all keeps the OCI index",
+        async () => {
+          const dest = out();
+          await copyOk(skopeo, `${base}/library/busybox:1.36`, dest, {
+            all: true,
+          });
+          await assertCopyHasImage(dest, images.busybox);
+        },
+      );
+
+      await t.step("someorg/tool:1.0", async () => {
+        const dest = out();
+        await copyOk(skopeo, `${base}/someorg/tool:1.0`, dest);
+        await assertCopyHasImage(dest, images.tool);
+      });
+
+      await t.step("pull by digest", async () => {
+        const byIndex = out();
+        await copyOk(
+          skopeo,
+          `${base}/library/busybox@${images.busybox.digest}`,
+          byIndex,
+        );
+        await assertCopyHasManifest(byIndex, images.busybox.amd64);
+        const byManifest = out();
+        await copyOk(
+          skopeo,
+          `${base}/library/busybox@${images.busybox.amd64.digest}`,
+          byManifest,
+        );
+        await assertCopyHasManifest(byManifest, images.busybox.amd64);
+      });
+
+      await t.step(
+        "library/alpine:3.19 (Docker schema 2) byte for byte",
+        async () => {
+          const dest = out();
+          await copyOk(skopeo, `${base}/library/alpine:3.19`, dest);
+          await assertCopyHasImage(dest, images.alpine);
+        },
+      );
+
+      await t.step("64 MiB+ layer streamed, sha256 verified", async () => {
+        const dest = out();
+        await copyOk(skopeo, `${base}/library/big:1.0`, dest);
+        await assertCopyHasImage(dest, images.big);
+        const big = images.big.amd64.layers.find((l) =>
+          l.size >= 64 * 1024 * 1024
+        )!;
+        const stat = await Deno.stat(`${dest}/${big.digest.slice(7)}`);
+        assert.equal(stat.size, big.size);
+      });
+
+      await t.step(
+        "as docker.io mirror (registries.conf, dead primary)",
+        async () => {
+          const conf = await skopeo.mirrorConf(proxy.host);
+          const dest = out();
+          await copyOk(
+            skopeo,
+            "docker://docker.io/library/busybox:1.36",
+            dest,
+            {
+              registriesConf: conf,
+              insecure: false,
+            },
+          );
+          await assertCopyHasManifest(dest, images.busybox.amd64);
+          const tool = out();
+          await copyOk(skopeo, "docker://docker.io/someorg/tool:1.0", tool, {
+            registriesConf: conf,
+            insecure: false,
+          });
+          await assertCopyHasImage(tool, images.tool);
+        },
+      );
+
+      await t.step(
+        "image that does not exist: manifest unknown, no 5xx",
+        async () => {
+          const r = await skopeo.copy(
+            `${base}/library/doesnotexist:1.0`,
+            out(),
+          );
+          assert.notEqual(r.code, 0);
+          assert.match(r.stderr, /manifest unknown|not found|404/i, r.stderr);
+          await noServerErrors(s);
+        },
+      );
+
+      await t.step(
+        "upstream 401 mid-session: next pull still works",
+        async () => {
+          const first = out();
+          await copyOk(skopeo, `${base}/library/busybox:1.36`, first);
+          const mark = rig.acr.requests.length;
+          rig.acr.invalidateAccessTokens();
+          const second = out();
+          await copyOk(skopeo, `${base}/library/busybox:1.36`, second);
+          await assertCopyHasManifest(second, images.busybox.amd64);
+          const after = rig.acr.requests.slice(mark);
+          assert.ok(after.some((r) => r.auth === "bearer" && r.status === 401));
+          assert.ok(
+            after.some((r) => r.endpoint === "token" && r.status === 200),
+          );
+        },
+      );
+
+      await t.step(
+        "blob bytes came from storage, never with Authorization",
+        async () => {
+          assert.ok(rig.acr.count({ endpoint: "storage", status: 200 }) > 0);
+          assert.equal(
+            rig.acr.count({ endpoint: "storage", auth: "bearer" }),
+            0,
+          );
+          await noServerErrors(s);
+        },
+      );
+    } finally {
+      await s.stop();
+    }
+  },
+);
+
+gatedTest(
+  "skopeo pulls through the proxy (managed identity)",
+  NEEDS,
+  async () => {
+    const s = await startSession({ credential: "msi" });
+    try {
+      const skopeo = await Skopeo.create(`${s.rig.dir}/skopeo`);
+      const dest = `${s.rig.dir}/skopeo/out`;
+      await copyOk(
+        skopeo,
+        `docker://${s.proxy.host}/library/busybox:1.36`,
+        dest,
+      );
+      await assertCopyHasManifest(dest, s.rig.images.busybox.amd64);
+      assert.ok(s.rig.msi.requests.some((r) => r.status === 200 && r.headerOk));
+    } finally {
+      await s.stop();
+    }
+  },
+);
