@@ -252,8 +252,12 @@ export async function createApp(config: Config): Promise<App> {
     idleTimeoutMs: config.idleTimeoutMs,
     metrics,
     ready,
-    onRequest: (r: RequestRecord) =>
-      log(r.status >= 500 ? "warn" : "info", "request", requestLogFields(r)),
+    onRequest: (r: RequestRecord) => {
+      const level = r.status >= 500 ? "warn" : "info";
+      if (enabled(level, config.logLevel)) {
+        log(level, "request", requestLogFields(r));
+      }
+    },
   });
 
   const refreshLoop = startRefreshLoop(refresh);

@@ -70,12 +70,7 @@ export function registryError(
   if (init.detail !== undefined) error.detail = init.detail;
   const body = JSON.stringify({ errors: [error] });
 
-  if (init.head) {
-    headers.set(
-      "content-length",
-      String(new TextEncoder().encode(body).length),
-    );
-    return new Response(null, { status, headers });
-  }
-  return new Response(body, { status, headers });
+  const bytes = new TextEncoder().encode(body);
+  headers.set("content-length", String(bytes.length));
+  return new Response(init.head ? null : bytes, { status, headers });
 }

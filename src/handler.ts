@@ -123,6 +123,7 @@ export interface ProxyHandler {
 
 const ALLOW = "GET, HEAD";
 const MAX_ERROR_BODY = 64 * 1024;
+const MAX_BUFFERED_BODY = 256 * 1024;
 
 /**
  * Creates the proxy handler. Options are validated once here; a bad option
@@ -207,8 +208,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       if (bytes) metrics?.addBytes(record.route ?? "-", bytes);
       options.onRequest?.(record);
     };
-    if (!response.body) {
-      done(0);
+    // Only upstream bodies that stream are watched; everything else is
+    // already complete and its length known.
+    if (!response.body || !upstreamAbort) {
+      const length = Number(response.headers.get("content-length"));
+      done(request.method === "HEAD" || !response.body ? 0 : length || 0);
       return response;
     }
     const body = watchBody(response.body, idleTimeoutMs, done, upstreamAbort);
@@ -673,6 +677,32 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       };
     }
 
+    // Small bodies with a declared length (manifests, tag lists) are read
+    // whole under the idle timeout: cheaper than streaming them. Anything
+    // larger or of unknown length streams.
+    const declared = Number(up.headers.get("content-length") ?? NaN);
+    if (!head && up.body && declared <= MAX_BUFFERED_BODY) {
+      const timer = setTimeout(() => attempt.abort.abort(), idleTimeoutMs);
+      try {
+        const bytes = new Uint8Array(await up.arrayBuffer());
+        if (bytes.length !== declared) throw new Error("short body");
+        return {
+          response: new Response(bytes, { status: up.status, headers: out }),
+        };
+      } catch {
+        record.error = "upstream body failed";
+        return {
+          response: registryError(
+            502,
+            "UNKNOWN",
+            "the upstream registry broke off its answer",
+          ),
+        };
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
     return {
       response: new Response(head ? null : up.body, {
         status: up.status,
@@ -769,25 +799,34 @@ function watchBody(
   body: ReadableStream<Uint8Array>,
   idleMs: number,
   done: (bytes: number, error?: string) => void,
-  upstreamAbort: AbortController | undefined,
+  upstreamAbort: AbortController,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let bytes = 0;
   let finished = false;
+  let waitingSince = 0;
+
+  // One watchdog per stream rather than a timer per chunk: it aborts the
+  // upstream when a read has been pending longer than the idle timeout.
+  const watchdog = setInterval(() => {
+    if (waitingSince && Date.now() - waitingSince > idleMs) {
+      upstreamAbort.abort();
+      reader.cancel().catch(() => {});
+    }
+  }, Math.max(100, Math.min(idleMs / 4, 5_000)));
   const finish = (error?: string): void => {
     if (finished) return;
     finished = true;
+    clearInterval(watchdog);
     done(bytes, error);
   };
 
   return new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
-      const timer = setTimeout(() => {
-        upstreamAbort?.abort();
-        reader.cancel().catch(() => {});
-      }, idleMs);
+      waitingSince = Date.now();
       try {
         const { value, done: end } = await reader.read();
+        waitingSince = 0;
         if (end) {
           controller.close();
           finish();
@@ -796,18 +835,17 @@ function watchBody(
         bytes += value.byteLength;
         controller.enqueue(value);
       } catch {
-        const why = upstreamAbort?.signal.aborted
+        waitingSince = 0;
+        const why = upstreamAbort.signal.aborted
           ? "upstream idle timeout"
           : "upstream body failed";
         controller.error(new Error(why));
         finish(why);
-      } finally {
-        clearTimeout(timer);
       }
     },
     cancel(reason): Promise<void> {
       finish("client went away");
-      upstreamAbort?.abort();
+      upstreamAbort.abort();
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
@@ -871,23 +909,31 @@ function plain(
   head: boolean,
   type = "text/plain; charset=utf-8",
 ): Response {
-  const headers = { "content-type": type, "cache-control": "no-store" };
-  return new Response(head ? null : text, { status, headers });
+  return complete(status, text, head, type);
 }
 
 function json(status: number, value: unknown, head: boolean): Response {
-  const body = JSON.stringify(value);
+  const res = complete(
+    status,
+    JSON.stringify(value),
+    head,
+    "application/json; charset=utf-8",
+  );
+  res.headers.set(...API_VERSION_HEADER);
+  return res;
+}
+
+function complete(
+  status: number,
+  text: string,
+  head: boolean,
+  type: string,
+): Response {
+  const bytes = new TextEncoder().encode(text);
   const headers = new Headers({
-    "content-type": "application/json; charset=utf-8",
+    "content-type": type,
+    "content-length": String(bytes.length),
     "cache-control": "no-store",
   });
-  headers.set(...API_VERSION_HEADER);
-  if (head) {
-    headers.set(
-      "content-length",
-      String(new TextEncoder().encode(body).length),
-    );
-    return new Response(null, { status, headers });
-  }
-  return new Response(body, { status, headers });
+  return new Response(head ? null : bytes, { status, headers });
 }
