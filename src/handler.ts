@@ -680,7 +680,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     // Small bodies with a declared length (manifests, tag lists) are read
     // whole under the idle timeout: cheaper than streaming them. Anything
     // larger or of unknown length streams.
-    const declared = Number(up.headers.get("content-length") ?? NaN);
+    const declared = Number(out.get("content-length") ?? NaN);
     if (!head && up.body && declared <= MAX_BUFFERED_BODY) {
       const timer = setTimeout(() => attempt.abort.abort(), idleTimeoutMs);
       try {
