@@ -74,7 +74,7 @@ export async function discoverUpstream(
       signal: AbortSignal.timeout(15_000),
     });
   } catch (e) {
-    const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    const why = describeFetchError(e);
     throw new DiscoveryError(
       `Cannot reach ${base.origin}/v2/ (${why}); check --upstream-domain and the network path to the registry.`,
     );
@@ -112,4 +112,18 @@ export async function discoverUpstream(
     );
   }
   return { kind: "token", realm: realmUrl.href, service };
+}
+
+// fetch reports "fetch failed" and keeps the reason (refused, TLS, DNS) in
+// its cause chain; the operator needs the reason.
+function describeFetchError(e: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur && depth < 4; depth++) {
+    const text = cur instanceof Error ? cur.message : String(cur);
+    const line = text.split("\n")[0]!.trim();
+    if (line && !parts.includes(line)) parts.push(line);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.join(": ") || "unknown error";
 }

@@ -160,12 +160,21 @@ export class RefreshTokenSource {
 
   /**
    * Exchanges a fresh Entra ID token for a new refresh token. Concurrent
-   * calls share one exchange.
+   * calls share one exchange; after a failure, calls made before the
+   * backoff has passed fail at once with that failure.
    *
    * @returns When the attempt has finished.
    * @throws {TokenError} When the exchange fails.
    */
   renew(): Promise<void> {
+    // While backing off after a failure, callers get that failure at once:
+    // client requests must not turn into a storm of sign-ins.
+    if (this.#failures > 0 && this.#opts.now() < this.#nextAttemptAt) {
+      const wait = Math.ceil((this.#nextAttemptAt - this.#opts.now()) / 1000);
+      return Promise.reject(
+        new TokenError(`${this.#lastError} (next attempt in ${wait} s)`),
+      );
+    }
     this.#pending ??= this.#exchange().finally(() => {
       this.#pending = undefined;
     });
