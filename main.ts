@@ -247,12 +247,14 @@ export async function createApp(config: Config): Promise<App> {
     ...(config.tokenSecret
       ? { grantSecret: new TextEncoder().encode(config.tokenSecret) }
       : {}),
-    fetch: tracked,
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     metrics,
     ready,
     onRequest: (r: RequestRecord) => {
+      // Any answer from the upstream shows it is reachable; reading that
+      // from the record keeps a wrapper off the per-request fetch.
+      if (r.upstreamStatus !== undefined) lastContact = Date.now();
       const level = r.status >= 500 ? "warn" : "info";
       if (enabled(level, config.logLevel)) {
         log(level, "request", requestLogFields(r));

@@ -720,12 +720,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   ): Promise<
     { response: Response; abort: AbortController } | { failure: string }
   > {
-    // The client's signal only matters until headers arrive; after that a
-    // client that goes away cancels the body stream, which aborts this
-    // controller (see watchBody).
+    // A client that goes away while the body streams cancels it, which
+    // aborts this controller (see watchBody). One that goes away before the
+    // upstream's headers arrive is not watched: following the client's
+    // signal costs every request, and the header timeout bounds the wait.
     const abort = new AbortController();
-    const onClientGone = (): void => abort.abort(request.signal.reason);
-    request.signal.addEventListener("abort", onClientGone, { once: true });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -742,12 +741,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       metrics?.observeUpstream(route, (now() - started) / 1000);
       return { response, abort };
     } catch {
-      if (timedOut) return { failure: "upstream timeout" };
-      if (request.signal.aborted) return { failure: "client went away" };
-      return { failure: "upstream unreachable" };
+      return {
+        failure: timedOut ? "upstream timeout" : "upstream unreachable",
+      };
     } finally {
       clearTimeout(timer);
-      request.signal.removeEventListener("abort", onClientGone);
     }
   }
 }

@@ -206,10 +206,21 @@ function methodClass(method: string): string {
   return method === "GET" || method === "HEAD" ? method : "other";
 }
 
+// Label sets repeat on every request; their formatted form is memoised
+// (bounded: label values come from configuration and status codes).
+const formattedKeys = new Map<string, string>();
+
 function labelKey(labels: Labels): string {
-  return Object.entries(labels)
-    .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
-    .join(",");
+  let raw = "";
+  for (const k in labels) raw += `${k}\u0000${labels[k]}\u0001`;
+  let key = formattedKeys.get(raw);
+  if (key === undefined) {
+    key = Object.entries(labels)
+      .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+      .join(",");
+    if (formattedKeys.size < 4096) formattedKeys.set(raw, key);
+  }
+  return key;
 }
 
 // Label values escape backslash, double quote and newline.
