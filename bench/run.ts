@@ -22,12 +22,21 @@ import {
 } from "./lib/options.ts";
 import { freePort } from "./lib/ports.ts";
 import { haveCommand, interruptAll, stopAllServices } from "./lib/process.ts";
-import { markdown, type RunReport, summary } from "./lib/report.ts";
+import {
+  markdown,
+  type RunReport,
+  summary,
+  type TokenRateRow,
+} from "./lib/report.ts";
+import { measureTokenRate } from "./token/rate.ts";
 import { benchContenders } from "./lib/schedule.ts";
 
 const RESULTS_DIR = new URL("./results/", import.meta.url).pathname;
 const REPO_DIR = new URL("../", import.meta.url).pathname;
 const REQUIRED_TOOLS = ["nginx", "curl", "wrk"] as const;
+// Loopback answers in microseconds; 20 ms stands in for a token service a
+// network away, as a real registry's is.
+const TOKEN_LATENCIES_MS = [0, 20] as const;
 
 async function writeResults(report: RunReport): Promise<string> {
   await Deno.mkdir(RESULTS_DIR, { recursive: true });
@@ -79,12 +88,27 @@ async function run(options: BenchOptions, workDir: string): Promise<number> {
     );
   }
 
+  const tokenRates: TokenRateRow[] = [];
+  if (options.only.includes("acr")) {
+    for (const latencyMs of TOKEN_LATENCIES_MS) {
+      say(`/token rate, token service latency ${latencyMs} ms`);
+      const ports: [number, number, number] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
+      const rate = await measureTokenRate(options.wrkSeconds, ports, latencyMs);
+      tokenRates.push({ latencyMs, ...rate });
+    }
+  }
+
   const report: RunReport = {
     options,
     machine: await machineInfo(REPO_DIR, loadAtStart),
     startedAt,
     seconds: (performance.now() - t0) / 1000,
     contenders,
+    tokenRates,
   };
   say(`\n${summary(report)}`);
   say(`\nwritten ${await writeResults(report)} (and latest.md)`);

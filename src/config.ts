@@ -136,9 +136,9 @@ export const FLAGS: readonly FlagSpec[] = [
     env: "ACR_CACHE_PROXY_AUTH_MODE",
     kind: "string",
     value: "MODE",
-    default: "challenge",
+    default: "inject",
     help:
-      "challenge: clients fetch a pull token from /token; inject: the proxy authorizes every request itself",
+      "inject: the proxy authorizes every request itself; challenge: clients fetch a pull token from /token first",
   },
   {
     name: "entra-scope",

@@ -78,7 +78,7 @@ export interface HandlerOptions {
   routes?: readonly Route[];
   /** Upstream access tokens; omit when the upstream allows anonymous pulls. */
   tokens?: AccessTokenProvider;
-  /** How clients authenticate to the proxy. Default `challenge`. */
+  /** How clients authenticate to the proxy. Default `inject`. */
   mode?: AuthMode;
   /** Service name in the proxy's challenges. Default `registry.docker.io`. */
   masqueradeDomain?: string;
@@ -124,6 +124,7 @@ export interface ProxyHandler {
 const ALLOW = "GET, HEAD";
 const MAX_ERROR_BODY = 64 * 1024;
 const MAX_BUFFERED_BODY = 256 * 1024;
+const MAX_TAG_LIST = 4 * 1024 * 1024;
 
 /**
  * Creates the proxy handler. Options are validated once here; a bad option
@@ -157,7 +158,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   const defaultRoute = options.defaultRoute ??
     { registry: "docker.io", prefix: "" };
   const routes = new Map(options.routes?.map((r) => [r.registry, r]));
-  const mode = options.mode ?? "challenge";
+  const mode = options.mode ?? "inject";
   const service = options.masqueradeDomain ?? "registry.docker.io";
   const publicUrl = options.publicUrl?.replace(/\/+$/, "");
   const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -301,6 +302,8 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     const ns = url.searchParams.get("ns") ?? undefined;
     const route = selectRoute(ns);
     if (!route) {
+      record.kind = parseApiPath(path).kind;
+      record.error = `no route for registry ${JSON.stringify(ns)}`;
       return reply(
         registryError(
           404,
@@ -381,6 +384,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       service,
       realm: realmFor(base, ns === undefined ? undefined : route),
     };
+    if (api.kind === "tags") ctx.tagList = name;
 
     if (mode === "challenge") {
       const denied = await checkGrant(request, route, name, ctx);
@@ -656,7 +660,16 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     if (up.status >= 400 && !head && up.body) {
       // Error bodies are small; they are rewritten onto client names and
       // scrubbed of anything credential-shaped the upstream may echo.
-      const text = await readLimited(up.body, MAX_ERROR_BODY);
+      // An error body that breaks off keeps its status with a body of the
+      // proxy's own: the status is what clients act on.
+      const text = await readLimited(up.body, MAX_ERROR_BODY).catch(() =>
+        JSON.stringify({
+          errors: [{
+            code: "UNKNOWN",
+            message: "the upstream's error body could not be read",
+          }],
+        })
+      );
       if (text === undefined) {
         return {
           response: registryError(
@@ -677,9 +690,38 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       };
     }
 
-    // Small bodies with a declared length (manifests, tag lists) are read
-    // whole under the idle timeout: cheaper than streaming them. Anything
-    // larger or of unknown length streams.
+    // A tag list names its repository: the upstream name becomes the
+    // client's. Lists are read whole (bounded) to rewrite that one field.
+    if (ctx.tagList && up.ok && !head && up.body) {
+      const text = await readLimited(up.body, MAX_TAG_LIST).catch(() => "");
+      let list: Record<string, unknown> | undefined;
+      try {
+        list = text ? JSON.parse(text) : undefined;
+      } catch {
+        list = undefined;
+      }
+      if (!list || typeof list !== "object") {
+        record.error = "upstream tag list unreadable";
+        return {
+          response: registryError(
+            502,
+            "UNKNOWN",
+            "the upstream sent a tag list this mirror cannot read",
+          ),
+        };
+      }
+      list.name = ctx.tagList;
+      const bytes = new TextEncoder().encode(JSON.stringify(list));
+      out.delete("content-encoding");
+      out.set("content-length", String(bytes.length));
+      return {
+        response: new Response(bytes, { status: up.status, headers: out }),
+      };
+    }
+
+    // Small bodies with a declared length (manifests) are read whole under
+    // the idle timeout: cheaper than streaming them. Anything larger or of
+    // unknown length streams.
     const declared = Number(out.get("content-length") ?? NaN);
     if (!head && up.body && declared <= MAX_BUFFERED_BODY) {
       const timer = setTimeout(() => attempt.abort.abort(), idleTimeoutMs);

@@ -24,6 +24,8 @@ export interface RewriteContext {
   service: string;
   /** The proxy's token realm for this route. */
   realm: string;
+  /** For a tag list, the client-side repository name it must carry. */
+  tagList?: string;
 }
 
 // Request headers worth passing upstream. Everything else (cookies,

@@ -72,6 +72,7 @@ export async function makeRig(
     defaultRoute: { registry: "docker.io", prefix: "hub" },
     tokens,
     fetch: upstreamFetch,
+    mode: "challenge",
     ...handlerOptions,
   });
   return { acr, handler, refresh, tokens, upstreamFetch };

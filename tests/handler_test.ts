@@ -181,7 +181,9 @@ Deno.test("createHandler() rewrites errors, Link and challenges onto client name
     new Request(`${PROXY}/v2/library/hello/tags/list?n=1`),
   );
   assert.equal(page.status, 200);
-  assert.deepEqual((await page.json()).tags, ["a"]);
+  const list = await page.json();
+  assert.deepEqual(list.tags, ["a"]);
+  assert.equal(list.name, "library/hello", "the upstream name is not shown");
   assert.equal(
     page.headers.get("link"),
     '</v2/library/hello/tags/list?last=a&n=1>; rel="next"',

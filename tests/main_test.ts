@@ -42,7 +42,14 @@ Deno.test("main.ts pulls a manifest and a blob through a fake ACR with a fake az
   });
   const image = await served.acr.pushSampleImage("hub/library/hello", "latest");
   const proxy = await startProxy(
-    ["--upstream-domain", served.origin, "--upstream-prefix", "hub"],
+    [
+      "--upstream-domain",
+      served.origin,
+      "--upstream-prefix",
+      "hub",
+      "--auth-mode",
+      "challenge",
+    ],
     { azPath: await writeFakeAz(dir) },
   );
   try {

@@ -25,6 +25,7 @@ await refresh.renew();
 const handler = createHandler({
   upstream,
   defaultRoute: { registry: "docker.io", prefix: "hub" },
+  mode: "challenge",
   tokens: new AccessTokenCache({
     realm: upstream + "/oauth2/token",
     service: "fakeacr.azurecr.io",

@@ -35,19 +35,43 @@ export interface RunReport {
   readonly startedAt: Date;
   readonly seconds: number;
   readonly contenders: readonly ContenderReport[];
+  readonly tokenRates: readonly TokenRateRow[];
 }
 
-/** Result of the `/token` workload (acr-cache-proxy only). */
-export interface TokenRateResult {
-  readonly status: "not measured yet";
+/** One `/token` measurement (acr-cache-proxy only). */
+export interface TokenRateRow {
+  /** Delay the fake token service added to every call. */
+  readonly latencyMs: number;
+  /** Requests/s answered from the warm cache. */
+  readonly cachedRps: number;
+  /** Requests/s forwarding each request to the token service. */
+  readonly forwardedRps: number;
+  /** cachedRps / forwardedRps. */
+  readonly ratio: number;
+  /** Non-2xx answers and socket errors, both runs. */
+  readonly errors: number;
 }
 
-/**
- * `/token` requests per second with a warm token cache versus forwarding to
- * the upstream realm. Filled in by the lead once the token endpoint exists.
- */
-export function measureTokenRate(): TokenRateResult {
-  return { status: "not measured yet" };
+function tokenRateSection(rows: readonly TokenRateRow[]): string {
+  if (rows.length === 0) return "not measured (acr-cache-proxy not selected)";
+  return table(
+    [
+      "token service latency",
+      "warm cache req/s",
+      "forwarding req/s",
+      "ratio",
+      "target >= 20x",
+      "errors",
+    ],
+    rows.map((r) => [
+      `${r.latencyMs} ms`,
+      r.cachedRps.toFixed(0),
+      r.forwardedRps.toFixed(0),
+      `${r.ratio.toFixed(1)}x`,
+      r.ratio >= 20 ? "PASS" : "MISS",
+      String(r.errors),
+    ]),
+  );
 }
 
 const MIB = 1024 * 1024;
@@ -304,7 +328,7 @@ export function summary(report: RunReport): string {
     "",
     "## /token rate (warm cache vs forwarding)",
     "",
-    measureTokenRate().status,
+    tokenRateSection(report.tokenRates),
     "",
     "## Problems",
     "",

@@ -253,6 +253,49 @@ gatedTest(
         },
       );
 
+      await t.step(
+        "tag lists paged like ACR; blobs inline when redirects are off",
+        async () => {
+          const token = await rig.acr.mintAccessToken([
+            "repository:hub/someorg/tool:pull",
+            `repository:${repo}:pull`,
+          ]);
+          const auth = { authorization: `Bearer ${token}` };
+          const tags = `${rig.acr.origin}/v2/hub/someorg/tool/tags/list`;
+          const page = await fetch(`${tags}?n=2&last=1.0`, { headers: auth });
+          assert.deepEqual((await page.json()).tags, ["1.1", "1.2"]);
+          assert.equal(
+            page.headers.get("link"),
+            '</v2/hub/someorg/tool/tags/list?last=1.2&n=2&orderby=>; rel="next"',
+          );
+          const last = await fetch(`${tags}?n=2&last=2.0`, { headers: auth });
+          assert.deepEqual((await last.json()).tags, ["latest"]);
+          assert.equal(last.headers.get("link"), null);
+          const layer = busybox.amd64.layers[0]!;
+          const blobUrl = `${rig.acr.origin}/v2/${repo}/blobs/${layer.digest}`;
+          const ranged = await status(blobUrl, {
+            headers: { ...auth, range: "bytes=0-9" },
+          });
+          assert.equal(ranged.status, 307, "a Range GET is redirected too");
+          rig.acr.settings.redirectBlobs = false;
+          try {
+            const inline = await fetch(blobUrl, {
+              headers: auth,
+              redirect: "manual",
+            });
+            assert.equal(inline.status, 200);
+            assert.equal((await inline.arrayBuffer()).byteLength, layer.size);
+          } finally {
+            rig.acr.settings.redirectBlobs = true;
+          }
+          const secrets = rig.secrets();
+          assert.ok(secrets.includes(token), "minted tokens are recorded");
+          const sig = new URL(ranged.headers.get("location")!).searchParams
+            .get("sig")!;
+          assert.ok(secrets.includes(sig), "storage signatures are recorded");
+        },
+      );
+
       await t.step("request log counts per endpoint", () => {
         assert.ok(rig.acr.count({ endpoint: "exchange" }) >= 3);
         assert.ok(rig.acr.count({ endpoint: "storage", status: 403 }) >= 2);
@@ -324,7 +367,10 @@ gatedTest(
             basic: { user: NULL_GUID, password: await refreshToken(rig) },
           });
           for (const image of rig.images.all()) {
-            const got = await client.pull(`hub/${image.name}`, image.tag);
+            const got = await client.pull(
+              `${image.prefix}/${image.name}`,
+              image.tag,
+            );
             assert.equal(got.topDigest, image.digest);
             assert.equal(got.manifestDigest, image.amd64.digest);
             assert.equal(got.config.actual, image.amd64.config.digest);

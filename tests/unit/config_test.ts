@@ -44,7 +44,7 @@ Deno.test("parseInvocation() fills in the documented defaults", () => {
     listen: { hostname: "127.0.0.1", port: 8080 },
     masqueradeDomain: "registry.docker.io",
     publicUrl: undefined,
-    authMode: "challenge",
+    authMode: "inject",
     entraScope: "https://containerregistry.azure.net/.default",
     logFormat: "text",
     logLevel: "info",

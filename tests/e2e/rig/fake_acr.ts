@@ -2,7 +2,9 @@
  * Fake Azure Container Registry front: the ACR token service
  * (`/oauth2/exchange`, `/oauth2/token`), `/v2/` proxied to the real
  * registry, blob GETs answered with a 307 to a separate loopback
- * "storage" origin holding a signed, expiring URL, and a request log.
+ * "storage" origin holding a signed, expiring URL, tag lists paged with
+ * `n`/`last` and a relative `Link` as ACR pages them (distribution 2.8
+ * ignores both), and a request log.
  *
  * @module
  */
@@ -75,6 +77,8 @@ export interface FakeAcrOptions {
   accessTokenTtlSeconds?: number;
   /** Storage URL lifetime (default 20 min). */
   redirectTtlSeconds?: number;
+  /** Answer blob GETs with a 307 to storage (default true). */
+  redirectBlobs?: boolean;
   /** Which (repository, action) pairs an identity may get (default pull on all). */
   grants?: (repository: string, action: string) => boolean;
   /** Entra audiences accepted at the exchange (default ACR and ARM). */
@@ -109,6 +113,11 @@ export interface FakeAcr {
   mintAccessToken(scopes: string[]): Promise<string>;
   /** Mints a refresh token as `/oauth2/exchange` would. */
   mintRefreshToken(): Promise<string>;
+  /**
+   * Every credential this fake handed out so far: refresh and access
+   * tokens, and the `sig` of every storage URL.
+   */
+  secrets(): string[];
   /** Stops both servers. */
   stop(): Promise<void>;
 }
@@ -123,6 +132,8 @@ export interface FakeAcrSettings {
   accessTokenTtlSeconds: number;
   /** Storage URL lifetime in seconds. */
   redirectTtlSeconds: number;
+  /** Answer blob GETs with a 307 to storage; false serves them inline. */
+  redirectBlobs: boolean;
 }
 
 interface ParsedScope {
@@ -237,6 +248,7 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
     refreshTokenTtlSeconds: options.refreshTokenTtlSeconds ?? 3 * 3600,
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 4500,
     redirectTtlSeconds: options.redirectTtlSeconds ?? 1200,
+    redirectBlobs: options.redirectBlobs ?? true,
   };
   const grants = options.grants ?? ((_r: string, a: string) => a === "pull");
   const audiences = options.acceptedAudiences ?? [ACR_RESOURCE, ARM_RESOURCE];
@@ -246,6 +258,7 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
   const refreshTokens = new Map<string, number>();
   const accessTokens = new Map<string, number>();
   const revoked = new Set<string>();
+  const issued: string[] = [];
   let registryOrigin = "";
   let registryRoot = "";
 
@@ -286,20 +299,27 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
     const jti = crypto.randomUUID();
     const exp = now + settings.refreshTokenTtlSeconds;
     refreshTokens.set(jti, exp);
-    return await signEs256(options.signer, {
-      jti,
-      sub: "e2e-identity",
-      nbf: now - 5,
-      exp,
-      iat: now,
-      iss: "Azure Container Registry",
-      aud: service,
-      version: "1.0",
-      grant_type: "refresh_token",
-      tenant,
-      permissions: { actions: ["read"], notActions: [] },
-      roles: [],
-    });
+    return remember(
+      await signEs256(options.signer, {
+        jti,
+        sub: "e2e-identity",
+        nbf: now - 5,
+        exp,
+        iat: now,
+        iss: "Azure Container Registry",
+        aud: service,
+        version: "1.0",
+        grant_type: "refresh_token",
+        tenant,
+        permissions: { actions: ["read"], notActions: [] },
+        roles: [],
+      }),
+    );
+  }
+
+  function remember(secret: string): string {
+    issued.push(secret);
+    return secret;
   }
 
   async function mintAccessToken(scopes: ParsedScope[]): Promise<string> {
@@ -314,18 +334,20 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
         access.push({ type: s.type, name: s.name, actions });
       }
     }
-    return await signEs256(options.signer, {
-      jti,
-      sub: "e2e-identity",
-      nbf: now - 5,
-      exp,
-      iat: now,
-      iss: options.issuer,
-      aud: service,
-      version: "1.0",
-      grant_type: "access_token",
-      access,
-    });
+    return remember(
+      await signEs256(options.signer, {
+        jti,
+        sub: "e2e-identity",
+        nbf: now - 5,
+        exp,
+        iat: now,
+        iss: options.issuer,
+        aud: service,
+        version: "1.0",
+        grant_type: "access_token",
+        access,
+      }),
+    );
   }
 
   /** Returns the refresh token's jti when this fake issued it and it lives. */
@@ -493,6 +515,8 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
   async function forward(req: Request, method = req.method): Promise<Response> {
     const url = new URL(req.url);
     const headers = copyHeaders(req.headers);
+    // the existence check before a redirect asks for the whole blob
+    if (method !== req.method) headers.delete("range");
     const hasBody = method !== "GET" && method !== "HEAD";
     const res = await fetch(`${registryOrigin}${url.pathname}${url.search}`, {
       method,
@@ -515,9 +539,8 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
       storageKey,
       new TextEncoder().encode(`${hex}\n${se}`),
     );
-    return `${storageOrigin}/blobs/sha256/${hex}/data?sp=r&se=${se}&sig=${
-      b64url(new Uint8Array(sig))
-    }`;
+    const signature = remember(b64url(new Uint8Array(sig)));
+    return `${storageOrigin}/blobs/sha256/${hex}/data?sp=r&se=${se}&sig=${signature}`;
   }
 
   async function handleV2(req: Request, r: RecordedRequest): Promise<Response> {
@@ -526,8 +549,10 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
     }
     const path = new URL(req.url).pathname;
     if (staleBearer(req)) return unauthorized(path, req.method);
+    const tags = path.match(/^\/v2\/(.+)\/tags\/list$/);
+    if (tags && req.method === "GET") return await pagedTags(req, tags[1]!);
     const blob = path.match(/^\/v2\/.+\/blobs\/sha256:([a-f0-9]{64})$/);
-    if (blob && req.method === "GET") {
+    if (blob && req.method === "GET" && settings.redirectBlobs) {
       const check = await forward(req, "HEAD");
       if (check.status === 200) {
         return new Response(null, {
@@ -542,6 +567,46 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
     }
     void r;
     return await forward(req);
+  }
+
+  // ACR honours n and last on tag lists and links the next page with a
+  // relative URL holding the upstream name and an empty orderby.
+  async function pagedTags(req: Request, repo: string): Promise<Response> {
+    const url = new URL(req.url);
+    const full = await fetch(`${registryOrigin}${url.pathname}`, {
+      headers: copyHeaders(req.headers),
+    });
+    if (full.status !== 200) {
+      return new Response(full.body, {
+        status: full.status,
+        headers: copyHeaders(full.headers),
+      });
+    }
+    const body = await full.json() as { name: string; tags: string[] | null };
+    const last = url.searchParams.get("last");
+    const nRaw = url.searchParams.get("n");
+    let tags = [...(body.tags ?? [])].sort();
+    if (last !== null) tags = tags.filter((t) => t > last);
+    const headers: Record<string, string> = {
+      "docker-distribution-api-version": "registry/2.0",
+    };
+    if (nRaw !== null) {
+      const n = Number(nRaw);
+      if (!/^\d+$/.test(nRaw)) {
+        return jsonResponse(400, {
+          errors: [{
+            code: "PAGINATION_NUMBER_INVALID",
+            message: "invalid number of results requested",
+          }],
+        });
+      }
+      if (tags.length > n && n > 0) {
+        const next = new URLSearchParams({ last: tags[n - 1]!, n: nRaw });
+        headers.link = `</v2/${repo}/tags/list?${next}&orderby=>; rel="next"`;
+      }
+      tags = tags.slice(0, n);
+    }
+    return jsonResponse(200, { name: body.name, tags }, headers);
   }
 
   async function handleAcr(req: Request): Promise<Response> {
@@ -716,6 +781,7 @@ export async function startFakeAcr(options: FakeAcrOptions): Promise<FakeAcr> {
     },
     mintAccessToken: (scopes) => mintAccessToken(parseScopes(scopes)),
     mintRefreshToken: () => mintRefreshToken("e2e-tenant"),
+    secrets: () => [...issued],
     async stop() {
       await Promise.all([acrServer.shutdown(), storageServer.shutdown()]);
     },

@@ -42,6 +42,7 @@ export class FakeEntra {
     crypto.getRandomValues(new Uint8Array(32)),
   );
   #issued = new Set<string>();
+  #everIssued: string[] = [];
   #revoked = false;
 
   /**
@@ -69,7 +70,17 @@ export class FakeEntra {
       uti: crypto.randomUUID(),
     });
     this.#issued.add(token);
+    this.#everIssued.push(token);
     return { token, expiresOn: exp };
+  }
+
+  /**
+   * Every token minted so far, revoked ones included.
+   *
+   * @returns the tokens, oldest first
+   */
+  minted(): string[] {
+    return [...this.#everIssued];
   }
 
   /**

@@ -59,6 +59,8 @@ export interface ClientOptions {
   basic?: { user: string; password: string };
   /** Query string appended to every registry request (e.g. `ns=docker.io`). */
   query?: string;
+  /** HTTP client for the registry and its realm (e.g. trusting a CA). */
+  client?: Deno.HttpClient;
 }
 
 /** Result of a fetch with the token dance done. */
@@ -99,6 +101,10 @@ export interface PulledImage {
 export class RegistryClient {
   readonly #opts: ClientOptions;
   readonly #tokens = new Map<string, string>();
+  /** Every token received from a realm, oldest first. */
+  readonly received: string[] = [];
+  /** How many requests were answered with a challenge. */
+  challenges = 0;
 
   /**
    * @param options origin and credentials
@@ -133,7 +139,7 @@ export class RegistryClient {
       headers.authorization = "Basic " +
         btoa(`${this.#opts.basic.user}:${this.#opts.basic.password}`);
     }
-    const res = await fetch(realm, { headers });
+    const res = await this.#fetch(realm, { headers });
     const text = await res.text();
     if (res.status !== 200) {
       throw new Error(
@@ -143,6 +149,7 @@ export class RegistryClient {
     const body = JSON.parse(text);
     const token = body.token ?? body.access_token;
     if (typeof token !== "string") throw new Error(`no token in ${text}`);
+    this.received.push(token);
     return token;
   }
 
@@ -161,15 +168,17 @@ export class RegistryClient {
       (this.#opts.query
         ? (path.includes("?") ? "&" : "?") + this.#opts.query
         : "");
-    const scopeKey = path.match(/^\/v2\/(.+)\/(manifests|blobs|tags)\//)?.[1] ??
-      "";
+    const scopeKey =
+      path.match(/^\/v2\/(.+)\/(manifests|blobs|tags|referrers)\//)?.[1] ??
+        "";
     const send = (token: string | undefined): Promise<Response> => {
       const headers = new Headers(init.headers);
       if (token) headers.set("authorization", `Bearer ${token}`);
-      return fetch(url, { ...init, headers });
+      return this.#fetch(url, { ...init, headers });
     };
     let res = await send(this.#tokens.get(scopeKey));
     if (res.status !== 401) return { res, fetchedToken: false };
+    this.challenges++;
     const challenge = parseChallenge(res.headers.get("www-authenticate"));
     await res.body?.cancel();
     if (
@@ -181,6 +190,11 @@ export class RegistryClient {
     this.#tokens.set(scopeKey, token);
     res = await send(token);
     return { res, fetchedToken: true };
+  }
+
+  #fetch(input: string | URL, init: RequestInit): Promise<Response> {
+    const client = this.#opts.client;
+    return client ? fetch(input, { ...init, client }) : fetch(input, init);
   }
 
   /**

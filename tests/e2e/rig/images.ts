@@ -1,7 +1,8 @@
 /**
  * Deterministic test images built in TypeScript and written as an OCI
  * image layout: a multi-arch OCI index, a single-arch OCI image, a Docker
- * schema 2 image and an image with one incompressible layer of 64 MiB+.
+ * schema 2 image, a Docker manifest list, an image with one incompressible
+ * layer of 64 MiB+, and an image for a second cache rule (`ghcr/`).
  *
  * @module
  */
@@ -23,6 +24,7 @@ export const MediaType = {
   dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
   dockerConfig: "application/vnd.docker.container.image.v1+json",
   dockerLayer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
 } as const;
 
 /** A content descriptor. */
@@ -51,8 +53,12 @@ export interface ManifestInfo extends Descriptor {
 export interface SeedImage {
   /** Client-side repository name, e.g. `library/busybox`. */
   name: string;
+  /** Cache rule prefix it is pushed under (`hub` or `ghcr`). */
+  prefix: string;
   /** Tag. */
   tag: string;
+  /** More tags pointing at the same digest (for tag list paging). */
+  extraTags: string[];
   /** Digest of what the tag points at (index or manifest). */
   digest: string;
   /** Media type of what the tag points at. */
@@ -77,9 +83,13 @@ export interface ImageSet {
   alpine: SeedImage;
   /** `library/big:1.0`: OCI manifest with one layer of at least 64 MiB. */
   big: SeedImage;
+  /** `library/debian:12`: Docker manifest list, amd64 + arm64, 2 layers. */
+  debian: SeedImage;
+  /** `org/app:1.0` under `ghcr/`: OCI index, amd64 + arm64, 2 layers each. */
+  app: SeedImage;
   /** Path of a blob (or manifest) in the layout. */
   blobPath(digest: string): string;
-  /** Every image. */
+  /** Every image (check `prefix` for where it lives upstream). */
   all(): SeedImage[];
 }
 
@@ -120,6 +130,8 @@ class LayoutWriter {
 interface LayerSpec {
   entries: TarEntry[];
   comment: string;
+  /** gzip level (default 9; 0 stores random data quickly). */
+  level?: number;
 }
 
 function text(content: string): Uint8Array {
@@ -140,7 +152,7 @@ async function buildManifest(
     layerDescs.push(
       await w.put(
         docker ? MediaType.dockerLayer : MediaType.ociLayer,
-        await gzip(tar),
+        gzip(tar, layer.level),
       ),
     );
   }
@@ -220,9 +232,35 @@ function seedImage(
   tag: string,
   top: Descriptor,
   manifests: ManifestInfo[],
+  more: { prefix?: string; extraTags?: string[] } = {},
 ): SeedImage {
   const amd64 = manifests.find((m) => m.platform.architecture === "amd64")!;
-  return { name, tag, ...top, manifests, amd64 };
+  return {
+    name,
+    prefix: more.prefix ?? "hub",
+    tag,
+    extraTags: more.extraTags ?? [],
+    ...top,
+    manifests,
+    amd64,
+  };
+}
+
+async function putIndex(
+  w: LayoutWriter,
+  mediaType: string,
+  manifests: ManifestInfo[],
+): Promise<Descriptor> {
+  return await w.putJson(mediaType, {
+    schemaVersion: 2,
+    mediaType,
+    manifests: manifests.map((m) => ({
+      mediaType: m.mediaType,
+      digest: m.digest,
+      size: m.size,
+      platform: m.platform,
+    })),
+  });
 }
 
 /**
@@ -254,16 +292,7 @@ export async function buildImages(dir: string): Promise<ImageSet> {
     linux("arm64"),
     smallLayers("busybox", "arm64", 3),
   );
-  const index = await w.putJson(MediaType.ociIndex, {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests: [bbAmd, bbArm].map((m) => ({
-      mediaType: m.mediaType,
-      digest: m.digest,
-      size: m.size,
-      platform: m.platform,
-    })),
-  });
+  const index = await putIndex(w, MediaType.ociIndex, [bbAmd, bbArm]);
   const busybox = seedImage("library/busybox", "1.36", index, [bbAmd, bbArm]);
 
   const toolM = await buildManifest(
@@ -272,7 +301,9 @@ export async function buildImages(dir: string): Promise<ImageSet> {
     linux("amd64"),
     smallLayers("tool", "amd64", 2),
   );
-  const tool = seedImage("someorg/tool", "1.0", toolM, [toolM]);
+  const tool = seedImage("someorg/tool", "1.0", toolM, [toolM], {
+    extraTags: ["1.1", "1.2", "2.0", "latest"],
+  });
 
   const alpineM = await buildManifest(
     w,
@@ -286,6 +317,7 @@ export async function buildImages(dir: string): Promise<ImageSet> {
     smallLayers("big", "amd64", 1)[0]!,
     {
       comment: "big random",
+      level: 0,
       entries: [
         { path: "data", type: "dir" },
         {
@@ -298,7 +330,39 @@ export async function buildImages(dir: string): Promise<ImageSet> {
   ]);
   const big = seedImage("library/big", "1.0", bigM, [bigM]);
 
-  const all = [busybox, tool, alpine, big];
+  const debAmd = await buildManifest(
+    w,
+    true,
+    linux("amd64"),
+    smallLayers("debian", "amd64", 2),
+  );
+  const debArm = await buildManifest(
+    w,
+    true,
+    linux("arm64"),
+    smallLayers("debian", "arm64", 2),
+  );
+  const list = await putIndex(w, MediaType.dockerList, [debAmd, debArm]);
+  const debian = seedImage("library/debian", "12", list, [debAmd, debArm]);
+
+  const appAmd = await buildManifest(
+    w,
+    false,
+    linux("amd64"),
+    smallLayers("app", "amd64", 2),
+  );
+  const appArm = await buildManifest(
+    w,
+    false,
+    linux("arm64"),
+    smallLayers("app", "arm64", 2),
+  );
+  const appIndex = await putIndex(w, MediaType.ociIndex, [appAmd, appArm]);
+  const app = seedImage("org/app", "1.0", appIndex, [appAmd, appArm], {
+    prefix: "ghcr",
+  });
+
+  const all = [busybox, tool, alpine, big, debian, app];
   await Deno.writeTextFile(
     `${dir}/oci-layout`,
     JSON.stringify({ imageLayoutVersion: "1.0.0" }),
@@ -312,7 +376,7 @@ export async function buildImages(dir: string): Promise<ImageSet> {
         digest: img.digest,
         size: img.size,
         annotations: {
-          "org.opencontainers.image.ref.name": `${
+          "org.opencontainers.image.ref.name": `${img.prefix}-${
             img.name.replace("/", "-")
           }-${img.tag}`,
         },
@@ -325,6 +389,8 @@ export async function buildImages(dir: string): Promise<ImageSet> {
     tool,
     alpine,
     big,
+    debian,
+    app,
     blobPath: (digest) => w.path(digest),
     all: () => all,
   };

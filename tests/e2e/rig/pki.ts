@@ -72,3 +72,57 @@ export async function createPki(dir: string): Promise<Pki> {
     bundlePath,
   };
 }
+
+/** A TLS server certificate for the proxy's listener. */
+export interface ServerCert {
+  /** PEM certificate (self-signed, `CA:FALSE`, SAN `IP:127.0.0.1`). */
+  certFile: string;
+  /** PEM private key (PKCS#8). */
+  keyFile: string;
+  /** The certificate's PEM text (what clients trust). */
+  certPem: string;
+  /** A directory holding only `ca.crt` (for `--src-cert-dir`/`--cert-dir`). */
+  certDir: string;
+}
+
+/**
+ * Generates a self-signed end-entity certificate for 127.0.0.1 with
+ * openssl: EC P-256, `basicConstraints=critical,CA:FALSE`, SAN
+ * `IP:127.0.0.1`, serverAuth. Clients trust it as its own anchor.
+ *
+ * @param dir directory to write into (created if missing)
+ * @returns file paths and PEM text
+ */
+export async function createServerCert(dir: string): Promise<ServerCert> {
+  await Deno.mkdir(`${dir}/certs.d`, { recursive: true });
+  const certFile = `${dir}/proxy.crt`;
+  const keyFile = `${dir}/proxy.key`;
+  await runOk("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-addext",
+    "keyUsage=critical,digitalSignature",
+    "-addext",
+    "extendedKeyUsage=serverAuth",
+  ]);
+  const certPem = await Deno.readTextFile(certFile);
+  await Deno.writeTextFile(`${dir}/certs.d/ca.crt`, certPem);
+  return { certFile, keyFile, certPem, certDir: `${dir}/certs.d` };
+}

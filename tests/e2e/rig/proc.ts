@@ -306,7 +306,7 @@ export function freePort(): number {
  */
 export async function probe(
   url: string,
-  init: RequestInit = {},
+  init: RequestInit & { client?: Deno.HttpClient } = {},
 ): Promise<number> {
   try {
     const res = await fetch(url, {

@@ -27,11 +27,42 @@ export const REPO_ROOT: string = new URL("../../../", import.meta.url).pathname;
 
 /** Which Entra credential the proxy is pinned to. */
 export type CredentialKind = "cli" | "msi";
+/** How clients authenticate to the proxy (`--auth-mode`). */
+export type AuthMode = "challenge" | "inject";
+/** Proxy log format (`--log-format`). */
+export type LogFormat = "text" | "json";
+
+/** Both auth modes, in the order the suites run them. */
+export const AUTH_MODES: readonly AuthMode[] = ["challenge", "inject"];
+
+/** A TLS listener: PEM files and the certificate clients trust. */
+export interface ProxyTls {
+  /** `--tls-cert` file. */
+  certFile: string;
+  /** `--tls-key` file. */
+  keyFile: string;
+  /** PEM text of the certificate (the trust anchor for probes). */
+  certPem: string;
+}
 
 /** Options for {@linkcode startProxy}. */
 export interface ProxyOptions {
   /** Credential (default `cli`). */
   credential?: CredentialKind;
+  /** `--auth-mode` (default `challenge`). */
+  mode?: AuthMode;
+  /** `--log-format` (default `text`). */
+  logFormat?: LogFormat;
+  /** `--log-level` (default `debug`, so scans see every line). */
+  logLevel?: "debug" | "info" | "warn" | "error";
+  /** `--upstream-prefix` (default the rig's `hub`; null leaves it out). */
+  upstreamPrefix?: string | null;
+  /** `--route REGISTRY=PREFIX` values. */
+  routes?: string[];
+  /** Serve HTTPS with these files (added to `--allow-read`). */
+  tls?: ProxyTls;
+  /** Short label for the log file name. */
+  label?: string;
   /** Extra CLI flags. */
   args?: string[];
   /** Extra environment variables. */
@@ -42,10 +73,18 @@ export interface ProxyOptions {
 
 /** A running proxy. */
 export interface RunningProxy {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` with TLS) */
   origin: string;
   /** `127.0.0.1:<port>` (for mirror configs). */
   host: string;
+  /** Its auth mode. */
+  mode: AuthMode;
+  /** Its log format. */
+  logFormat: LogFormat;
+  /** The flags it was started with (after `main.ts`). */
+  flags: string[];
+  /** The Deno permission flags it runs with (before `main.ts`). */
+  permissions: string[];
   /** The process. */
   daemon: Daemon;
   /** Reads the proxy's log (stdout and stderr). */
@@ -69,27 +108,65 @@ export function proxyMissing(): string | null {
 }
 
 /**
- * Permission flags for a credential kind, as documented. Outside a
- * loopback-only namespace, network access is narrowed to 127.0.0.1.
+ * Permission flags for a credential kind, as documented (the TLS files
+ * join `--allow-read`). Outside a loopback-only namespace, network access
+ * is narrowed to 127.0.0.1.
  *
  * @param kind credential kind
  * @param azPath absolute path of the fake `az`
+ * @param readPaths more files the proxy must read (TLS PEM files)
  * @returns deno run flags
  */
 export function permissionFlags(
   kind: CredentialKind,
   azPath: string,
+  readPaths: string[] = [],
 ): string[] {
   const net = isIsolated() ? "--allow-net" : "--allow-net=127.0.0.1";
-  return kind === "cli"
-    ? [
-      net,
-      "--allow-env",
-      "--allow-sys=uid,osRelease",
-      "--allow-run=az",
-      `--allow-read=${azPath}`,
-    ]
-    : [net, "--allow-env", "--allow-sys=osRelease"];
+  const read = kind === "cli" ? [azPath, ...readPaths] : readPaths;
+  return [
+    net,
+    "--allow-env",
+    kind === "cli" ? "--allow-sys=uid,osRelease" : "--allow-sys=osRelease",
+    ...(kind === "cli" ? ["--allow-run=az"] : []),
+    ...(read.length ? [`--allow-read=${read.join(",")}`] : []),
+  ];
+}
+
+/**
+ * The product flags (after `main.ts`) for a set of options.
+ *
+ * @param rig the rig
+ * @param port listen port
+ * @param options mode, format, prefix, routes, TLS, extra flags
+ * @returns flags
+ */
+export function productFlags(
+  rig: Rig,
+  port: number,
+  options: ProxyOptions = {},
+): string[] {
+  const prefix = options.upstreamPrefix === undefined
+    ? rig.prefix
+    : options.upstreamPrefix;
+  return [
+    "--upstream-domain",
+    rig.acr.origin,
+    ...(prefix === null ? [] : ["--upstream-prefix", prefix]),
+    ...(options.routes ?? []).flatMap((r) => ["--route", r]),
+    "--listen-address",
+    `127.0.0.1:${port}`,
+    "--auth-mode",
+    options.mode ?? "challenge",
+    "--log-format",
+    options.logFormat ?? "text",
+    "--log-level",
+    options.logLevel ?? "debug",
+    ...(options.tls
+      ? ["--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile]
+      : []),
+    ...(options.args ?? []),
+  ];
 }
 
 /**
@@ -130,28 +207,23 @@ export function credentialEnv(
  * The `deno run` argument list for the proxy.
  *
  * @param rig the rig
- * @param kind credential kind
  * @param port listen port
- * @param extra extra CLI flags
+ * @param options credential, mode, format, prefix, routes, TLS, flags
  * @returns arguments after the deno executable
  */
 export function proxyArgs(
   rig: Rig,
-  kind: CredentialKind,
   port: number,
-  extra: string[] = [],
+  options: ProxyOptions = {},
 ): string[] {
+  const tlsFiles = options.tls
+    ? [options.tls.certFile, options.tls.keyFile]
+    : [];
   return [
     "run",
-    ...permissionFlags(kind, rig.az.azPath),
+    ...permissionFlags(options.credential ?? "cli", rig.az.azPath, tlsFiles),
     MAIN_TS,
-    "--upstream-domain",
-    rig.acr.origin,
-    "--upstream-prefix",
-    rig.prefix,
-    "--listen-address",
-    `127.0.0.1:${port}`,
-    ...extra,
+    ...productFlags(rig, port, options),
   ];
 }
 
@@ -170,7 +242,7 @@ export function runProxyToExit(
   timeoutMs = 60_000,
 ): Promise<RunResult> {
   const kind = options.credential ?? "cli";
-  return run(Deno.execPath(), proxyArgs(rig, kind, freePort(), options.args), {
+  return run(Deno.execPath(), proxyArgs(rig, freePort(), options), {
     env: { ...credentialEnv(rig, kind), ...(options.env ?? {}) },
     clearEnv: true,
     cwd: REPO_ROOT,
@@ -192,29 +264,45 @@ export async function startProxy(
   const missing = proxyMissing();
   if (missing) throw new Error(missing);
   const kind = options.credential ?? "cli";
+  const mode = options.mode ?? "challenge";
+  const label = options.label ?? `${kind}-${mode}`;
+  const client = options.tls
+    ? Deno.createHttpClient({ caCerts: [options.tls.certPem] })
+    : undefined;
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = freePort();
+    const args = proxyArgs(rig, port, options);
     const daemon = await spawnDaemon({
-      name: `proxy(${kind})`,
+      name: `proxy(${label})`,
       cmd: Deno.execPath(),
-      args: proxyArgs(rig, kind, port, options.args),
-      logPath: `${rig.dir}/proxy-${kind}-${port}.log`,
+      args,
+      logPath: `${rig.dir}/proxy-${label}-${port}.log`,
       env: { ...credentialEnv(rig, kind), ...(options.env ?? {}) },
       clearEnv: true,
       cwd: REPO_ROOT,
     });
-    const origin = `http://127.0.0.1:${port}`;
+    const origin = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
     try {
-      await waitFor(async () => (await probe(`${origin}/healthz`)) === 200, {
-        what: `proxy /healthz on ${origin}`,
-        daemon,
-        timeoutMs: options.readyTimeoutMs ?? 60_000,
-        intervalMs: 100,
-      });
+      await waitFor(
+        async () =>
+          (await probe(`${origin}/healthz`, client ? { client } : {})) ===
+            200,
+        {
+          what: `proxy /healthz on ${origin}`,
+          daemon,
+          timeoutMs: options.readyTimeoutMs ?? 60_000,
+          intervalMs: 100,
+        },
+      );
+      client?.close();
       return {
         origin,
         host: `127.0.0.1:${port}`,
+        mode,
+        logFormat: options.logFormat ?? "text",
+        flags: args.slice(args.indexOf(MAIN_TS) + 1),
+        permissions: args.slice(1, args.indexOf(MAIN_TS)),
         daemon,
         log: () => daemon.log(),
         stop: () => daemon.stop("SIGTERM", 15_000),
@@ -227,5 +315,6 @@ export async function startProxy(
       }
     }
   }
+  client?.close();
   throw lastError;
 }

@@ -12,8 +12,6 @@ import { type Es256Signer, nowSeconds, signEs256 } from "./jwt.ts";
 export interface PushTarget {
   /** Registry origin, e.g. `http://127.0.0.1:5000`. */
   origin: string;
-  /** Upstream repository prefix, e.g. `hub`. */
-  prefix: string;
   /** Token signer trusted by the registry. */
   signer: Es256Signer;
   /** Registry token issuer. */
@@ -113,7 +111,8 @@ async function pushManifest(
 }
 
 /**
- * Pushes one image (blobs, platform manifests, then the tag).
+ * Pushes one image under its own prefix (blobs, platform manifests, then
+ * the tag and any extra tags).
  *
  * @param target registry and credentials
  * @param images the built image set (for blob bytes)
@@ -124,7 +123,7 @@ export async function pushImage(
   images: ImageSet,
   image: SeedImage,
 ): Promise<void> {
-  const repo = `${target.prefix}/${image.name}`;
+  const repo = `${image.prefix}/${image.name}`;
   const token = await mintRegistryToken(target, repo, ["pull", "push"]);
   const auth = { authorization: `Bearer ${token}` };
   const base = `${target.origin}/v2/${repo}`;
@@ -140,5 +139,7 @@ export async function pushImage(
       await pushManifest(base, auth, images, m, m.digest);
     }
   }
-  await pushManifest(base, auth, images, image, image.tag);
+  for (const tag of [image.tag, ...image.extraTags]) {
+    await pushManifest(base, auth, images, image, tag);
+  }
 }

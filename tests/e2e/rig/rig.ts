@@ -26,6 +26,7 @@ export type RigOptions = Partial<
     | "accessTokenTtlSeconds"
     | "refreshTokenTtlSeconds"
     | "redirectTtlSeconds"
+    | "redirectBlobs"
     | "grants"
   >
 >;
@@ -50,6 +51,12 @@ export interface Rig {
   acr: FakeAcr;
   /** Real registry behind the fake ACR. */
   registry: Registry;
+  /**
+   * Every credential the fakes handed out so far (Entra tokens, ACR
+   * refresh and access tokens, storage signatures): none may show up in
+   * a proxy log.
+   */
+  secrets(): string[];
   /** Stops everything and removes the per-rig directory. */
   stop(): Promise<void>;
 }
@@ -98,6 +105,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     msi,
     acr,
     registry,
+    secrets: () => [...entra.minted(), ...acr.secrets()],
     async stop() {
       await registry.stop();
       await acr.stop();

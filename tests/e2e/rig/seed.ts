@@ -13,7 +13,7 @@ import { startRegistry } from "./registry.ts";
 
 /** Token issuer configured in every rig registry. */
 export const ISSUER = "fake-acr-issuer";
-/** Upstream repository prefix (the ACR cache rule prefix). */
+/** Docker Hub cache rule prefix (`--upstream-prefix` of most proxies). */
 export const PREFIX = "hub";
 
 /** Shared, read-only state every rig starts from. */
@@ -24,7 +24,7 @@ export interface Seed {
   pki: Pki;
   /** The images with their digests. */
   images: ImageSet;
-  /** Registry storage root holding the pushed images under `hub/...`. */
+  /** Registry storage root with every image (`hub/...`, `ghcr/...`). */
   registryRoot: string;
   /** Milliseconds spent building and pushing. */
   buildMs: number;
@@ -69,7 +69,6 @@ async function createSeed(): Promise<Seed> {
   try {
     const target = {
       origin: registry.origin,
-      prefix: PREFIX,
       signer: pki.signer,
       issuer: ISSUER,
       service,

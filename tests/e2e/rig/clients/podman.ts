@@ -1,13 +1,13 @@
 /**
- * podman as a client: pulls docker.io references through the proxy set up
- * as a mirror, with private storage (vfs), run root, tmp dir and events
- * file, then reports what it stored.
+ * podman as a client: pulls through the proxy set up as a registry
+ * mirror (docker.io by default), with private storage (vfs), run root,
+ * tmp dir and events file, then reports what it stored.
  *
  * @module
  */
 
 import { run, runOk, type RunResult } from "../proc.ts";
-import { dockerIoMirrorConf } from "./skopeo.ts";
+import { type MirrorSpec, registriesConf } from "./skopeo.ts";
 
 /** What podman stored for an image. */
 export interface PodmanImage {
@@ -32,20 +32,28 @@ export class Podman {
   }
 
   /**
-   * Writes private config (registries.conf with the proxy as docker.io
-   * mirror and a dead loopback primary, storage.conf, containers.conf).
+   * Writes private config (registries.conf with the proxy as mirror and
+   * a dead loopback primary, storage.conf, containers.conf).
    *
    * @param dir private directory
-   * @param mirrorHost `127.0.0.1:<port>` of the proxy
+   * @param mirrors `127.0.0.1:<port>` of the proxy (docker.io mirror), or
+   * a mirror per registry
    * @returns the runner
    */
-  static async create(dir: string, mirrorHost: string): Promise<Podman> {
+  static async create(
+    dir: string,
+    mirrors: string | Record<string, MirrorSpec>,
+  ): Promise<Podman> {
     for (const d of ["root", "runroot", "tmp", "home"]) {
       await Deno.mkdir(`${dir}/${d}`, { recursive: true });
     }
     await Deno.writeTextFile(
       `${dir}/registries.conf`,
-      dockerIoMirrorConf(mirrorHost),
+      registriesConf(
+        typeof mirrors === "string"
+          ? { "docker.io": { host: mirrors } }
+          : mirrors,
+      ),
     );
     await Deno.writeTextFile(
       `${dir}/storage.conf`,
@@ -104,15 +112,20 @@ export class Podman {
    * `podman pull` (linux/amd64, private policy).
    *
    * @param reference e.g. `docker.io/library/busybox:1.36`
+   * @param options `--cert-dir` for a TLS mirror
    * @returns the command result
    */
-  pull(reference: string): Promise<RunResult> {
+  pull(
+    reference: string,
+    options: { certDir?: string } = {},
+  ): Promise<RunResult> {
     return run(
       "podman",
       this.#args([
         "pull",
         "--signature-policy",
         `${this.#dir}/policy.json`,
+        ...(options.certDir ? ["--cert-dir", options.certDir] : []),
         "--arch",
         "amd64",
         "--os",

@@ -1,8 +1,9 @@
 /**
  * skopeo as a client: copies from the proxy (plain registry or as a
- * docker.io mirror) into a `dir:` destination, which keeps manifests and
- * blobs byte for byte (an `oci:` destination converts Docker schema 2). Every call passes its
- * own registries.conf and policy, so nothing from /etc applies.
+ * registry mirror) into a `dir:` destination, which keeps manifests and
+ * blobs byte for byte (an `oci:` destination converts Docker schema 2).
+ * Every call passes its own registries.conf and policy, so nothing from
+ * /etc applies.
  *
  * @module
  */
@@ -17,6 +18,10 @@ export interface SkopeoCopyOptions {
   registriesConf?: string;
   /** Pass `--src-tls-verify=false` (default true; not for mirror pulls). */
   insecure?: boolean;
+  /** `--src-cert-dir` (CA files to trust for TLS). */
+  certDir?: string;
+  /** Pass `--src-tls-verify=true` (overrides `insecure` in registries.conf). */
+  verifyTls?: boolean;
   /** Deadline in milliseconds (default 120000). */
   timeoutMs?: number;
 }
@@ -56,11 +61,26 @@ export class Skopeo {
    * loopback primary (127.0.0.1:1), so no fallback can reach the internet.
    *
    * @param mirrorHost `127.0.0.1:<port>` of the proxy
+   * @param name file name suffix (one file per proxy)
    * @returns path of the file
    */
-  async mirrorConf(mirrorHost: string): Promise<string> {
-    const path = `${this.#dir}/registries-mirror.conf`;
-    await Deno.writeTextFile(path, dockerIoMirrorConf(mirrorHost));
+  async mirrorConf(mirrorHost: string, name = "mirror"): Promise<string> {
+    return await this.conf(name, { "docker.io": { host: mirrorHost } });
+  }
+
+  /**
+   * Writes a registries.conf with a mirror per registry.
+   *
+   * @param name file name suffix
+   * @param mirrors registry prefix to mirror
+   * @returns path of the file
+   */
+  async conf(
+    name: string,
+    mirrors: Record<string, MirrorSpec>,
+  ): Promise<string> {
+    const path = `${this.#dir}/registries-${name}.conf`;
+    await Deno.writeTextFile(path, registriesConf(mirrors));
     return path;
   }
 
@@ -92,6 +112,8 @@ export class Skopeo {
       "0",
       "--src-no-creds",
       ...(options.insecure ?? true ? ["--src-tls-verify=false"] : []),
+      ...(options.verifyTls ? ["--src-tls-verify=true"] : []),
+      ...(options.certDir ? ["--src-cert-dir", options.certDir] : []),
       ...(options.all ? ["--all"] : []),
       source,
       `dir:${destDir}`,
@@ -151,6 +173,39 @@ export class Skopeo {
   }
 }
 
+/** One registry mirror of a registries.conf. */
+export interface MirrorSpec {
+  /** `127.0.0.1:<port>` of the proxy (optionally with a path). */
+  host: string;
+  /** Plain HTTP (`insecure = true`, the default); false for TLS. */
+  insecure?: boolean;
+}
+
+/**
+ * registries.conf text with, per registry, a dead loopback primary
+ * (127.0.0.1:1, so no fallback can leave the machine) and the proxy as
+ * its only mirror.
+ *
+ * @param mirrors registry prefix (`docker.io`, `ghcr.io`) to mirror
+ * @returns TOML text
+ */
+export function registriesConf(mirrors: Record<string, MirrorSpec>): string {
+  const lines = ['unqualified-search-registries = ["docker.io"]', ""];
+  for (const [prefix, m] of Object.entries(mirrors)) {
+    lines.push(
+      "[[registry]]",
+      `prefix = "${prefix}"`,
+      'location = "127.0.0.1:1"',
+      "",
+      "[[registry.mirror]]",
+      `location = "${m.host}"`,
+      ...(m.insecure ?? true ? ["insecure = true"] : []),
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
 /**
  * registries.conf text for a docker.io mirror over plain HTTP with a dead
  * loopback primary.
@@ -159,16 +214,5 @@ export class Skopeo {
  * @returns TOML text
  */
 export function dockerIoMirrorConf(mirrorHost: string): string {
-  return [
-    'unqualified-search-registries = ["docker.io"]',
-    "",
-    "[[registry]]",
-    'prefix = "docker.io"',
-    'location = "127.0.0.1:1"',
-    "",
-    "[[registry.mirror]]",
-    `location = "${mirrorHost}"`,
-    "insecure = true",
-    "",
-  ].join("\n");
+  return registriesConf({ "docker.io": { host: mirrorHost } });
 }
