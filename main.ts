@@ -55,6 +55,12 @@ if (import.meta.main) {
 
 async function main(args: string[]): Promise<void> {
   const config = await readConfig(args);
+  const tls = config.tls
+    ? {
+      cert: await readPem(config.tls.certFile, "--tls-cert"),
+      key: await readPem(config.tls.keyFile, "--tls-key"),
+    }
+    : {};
   const app = await createApp(config);
   const { log } = app;
 
@@ -67,12 +73,6 @@ async function main(args: string[]): Promise<void> {
       },
     );
   }
-  const tls = config.tls
-    ? {
-      cert: await readPem(config.tls.certFile, "--tls-cert"),
-      key: await readPem(config.tls.keyFile, "--tls-key"),
-    }
-    : {};
   let server: Deno.HttpServer;
   try {
     server = serve();
@@ -302,13 +302,18 @@ async function signIn(
           expires_at: new Date(event.expiresAt ?? 0).toISOString(),
         });
       } else {
-        const held = event.expiresAt === undefined
-          ? "none"
-          : new Date(event.expiresAt).toISOString();
-        log("warn", "refresh token renewal failed; keeping the current token", {
-          error: event.error,
-          current_expires_at: held,
-        });
+        if (event.expiresAt === undefined) {
+          log("warn", "refresh token request failed", { error: event.error });
+        } else {
+          log(
+            "warn",
+            "refresh token renewal failed; keeping the current token",
+            {
+              error: event.error,
+              current_expires_at: new Date(event.expiresAt).toISOString(),
+            },
+          );
+        }
       }
     },
   });
@@ -354,8 +359,9 @@ function startRefreshLoop(
 function effectiveConfig(config: Config): LogFields {
   return {
     upstream: config.upstream,
-    default_route:
-      `${config.defaultRoute.registry}=${config.defaultRoute.prefix}`,
+    default_route: `${config.defaultRoute.registry}=${
+      config.defaultRoute.prefix || "(no prefix)"
+    }`,
     routes: config.routes.map((r) => `${r.registry}=${r.prefix}`).join(","),
     listen: `${config.listen.hostname}:${config.listen.port}`,
     auth_mode: config.authMode,

@@ -286,6 +286,25 @@ export function parseInvocation(
   if (raw.get("help")?.at(-1) === "true") return { kind: "help" };
   if (raw.get("version")?.at(-1) === "true") return { kind: "version" };
 
+  try {
+    return { kind: "run", config: buildConfig(raw, env) };
+  } catch (e) {
+    // A bad value that came from the environment is named by its variable,
+    // not by a flag the user never typed.
+    const m = e instanceof ConfigError ? /^--([a-z-]+)/.exec(e.message) : null;
+    const spec = m ? FLAGS.find((f) => f.name === m[1]) : undefined;
+    const fromEnv = spec?.env ? env[spec.env] : undefined;
+    if (e instanceof ConfigError && fromEnv && !raw.has(spec!.name)) {
+      throw new ConfigError(spec!.env + e.message.slice(m![0].length));
+    }
+    throw e;
+  }
+}
+
+function buildConfig(
+  raw: Map<string, string[]>,
+  env: Readonly<Record<string, string | undefined>>,
+): Config {
   const value = (name: string): string | undefined => {
     const spec = FLAGS.find((f) => f.name === name)!;
     const fromFlag = raw.get(name);
@@ -366,32 +385,29 @@ export function parseInvocation(
     );
   }
 
-  return {
-    kind: "run",
-    config: Object.freeze({
-      upstream,
-      defaultRoute,
-      routes,
-      listen: parseListenAddress(value("listen-address")!),
-      masqueradeDomain,
-      publicUrl: parsePublicUrl(value("public-url")),
-      authMode,
-      entraScope,
-      logFormat,
-      logLevel,
-      shutdownGraceMs: parseDuration(
-        value("shutdown-grace")!,
-        "shutdown-grace",
-      ),
-      headerTimeoutMs: positive(value("header-timeout")!, "header-timeout"),
-      idleTimeoutMs: positive(value("idle-timeout")!, "idle-timeout"),
-      trustForwarded: raw.has("trust-forwarded")
-        ? raw.get("trust-forwarded")?.at(-1) === "true"
-        : /^(1|true|yes)$/i.test(env.ACR_CACHE_PROXY_TRUST_FORWARDED ?? ""),
-      tls: certFile && keyFile ? { certFile, keyFile } : undefined,
-      tokenSecret,
-    }),
-  };
+  return Object.freeze({
+    upstream,
+    defaultRoute,
+    routes,
+    listen: parseListenAddress(value("listen-address")!),
+    masqueradeDomain,
+    publicUrl: parsePublicUrl(value("public-url")),
+    authMode,
+    entraScope,
+    logFormat,
+    logLevel,
+    shutdownGraceMs: parseDuration(
+      value("shutdown-grace")!,
+      "shutdown-grace",
+    ),
+    headerTimeoutMs: positive(value("header-timeout")!, "header-timeout"),
+    idleTimeoutMs: positive(value("idle-timeout")!, "idle-timeout"),
+    trustForwarded: raw.has("trust-forwarded")
+      ? raw.get("trust-forwarded")?.at(-1) === "true"
+      : envBoolean(env.ACR_CACHE_PROXY_TRUST_FORWARDED),
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    tokenSecret,
+  });
 }
 
 /**
@@ -451,6 +467,15 @@ export function parseDuration(text: string, flag: string): number {
   const n = Number(m[1]);
   const unit = m[2] ?? "s";
   return Math.round(n * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000));
+}
+
+function envBoolean(text: string | undefined): boolean {
+  if (text === undefined || text === "") return false;
+  if (/^(1|true|yes)$/i.test(text)) return true;
+  if (/^(0|false|no)$/i.test(text)) return false;
+  throw new ConfigError(
+    `--trust-forwarded takes true or false, not ${JSON.stringify(text)}`,
+  );
 }
 
 function positive(text: string, flag: string): number {

@@ -61,6 +61,9 @@ export function explainSignInFailure(reason: string): string {
   let hint = "";
   if (/Requires (\w+) access/.test(reason) || /NotCapable/.test(reason)) {
     hint = " (a Deno permission is missing: see the README's permission table)";
+  } else if (/Azure CLI could not be found/i.test(reason)) {
+    hint =
+      " (if az is installed, grant --allow-run=az, --allow-sys=uid and --allow-read of its path)";
   }
   return `No Azure credential could sign in (${reason.trim()})${hint}; set AZURE_CLIENT_ID for a user-assigned managed identity, AZURE_TENANT_ID with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, AZURE_FEDERATED_TOKEN_FILE for workload identity, or run \`az login\`.`;
 }

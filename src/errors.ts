@@ -72,5 +72,28 @@ export function registryError(
 
   const bytes = new TextEncoder().encode(body);
   headers.set("content-length", String(bytes.length));
-  return new Response(init.head ? null : bytes, { status, headers });
+  const response = new Response(init.head ? null : bytes, { status, headers });
+  reasons.set(response, `${code}: ${message}`);
+  return response;
+}
+
+// Why the proxy answered with an error, for its own log line.
+const reasons = new WeakMap<Response, string>();
+
+/**
+ * Tells why a response made by {@link registryError} was sent.
+ *
+ * @param response A response.
+ * @returns `CODE: message`, or `undefined` for other responses.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errorReason, registryError } from "./errors.ts";
+ * const res = registryError(400, "NAME_INVALID", "invalid repository name");
+ * assert.equal(errorReason(res), "NAME_INVALID: invalid repository name");
+ * ```
+ */
+export function errorReason(response: Response): string | undefined {
+  return reasons.get(response);
 }

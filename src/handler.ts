@@ -8,7 +8,7 @@
  */
 
 import { formatChallenge } from "./challenge.ts";
-import { API_VERSION_HEADER, registryError } from "./errors.ts";
+import { API_VERSION_HEADER, errorReason, registryError } from "./errors.ts";
 import { type Grant, GrantSigner } from "./grant.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import {
@@ -199,6 +199,8 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       });
     }
     record.status = response.status;
+    const reason = record.error ?? errorReason(response);
+    if (reason) record.error = reason;
 
     const done = (bytes: number, error?: string): void => {
       record.bytes = bytes;
@@ -548,7 +550,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       return registryError(
         403,
         "DENIED",
-        "this mirror grants only pull access to repositories",
+        "this mirror grants only pull access to repositories with valid names",
         { head },
       );
     }

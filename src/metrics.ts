@@ -169,7 +169,7 @@ export class ProxyMetrics {
         lines.push(`${hist}_bucket{${key}${sep}le="${le}"} ${h.counts[i]}`);
       });
       lines.push(`${hist}_bucket{${key}${sep}le="+Inf"} ${h.n}`);
-      lines.push(`${hist}_sum{${key}} ${h.sum}`);
+      lines.push(`${hist}_sum{${key}} ${Math.round(h.sum * 1e6) / 1e6}`);
       lines.push(`${hist}_count{${key}} ${h.n}`);
     }
 

@@ -16,11 +16,29 @@ import { createHandler } from "../../src/handler.ts";
 import { AccessTokenCache, RefreshTokenSource } from "../../src/tokens.ts";
 import { FakeAcr } from "./fake_acr.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { port: { type: "string", default: "8080" } },
-});
+const USAGE = "usage: deno task demo [--port PORT]   (default 8080)";
+let values: { port?: string | undefined; help?: boolean | undefined };
+try {
+  values = parseArgs({
+    args: Deno.args,
+    options: {
+      port: { type: "string", default: "8080" },
+      help: { type: "boolean" },
+    },
+  }).values;
+} catch (e) {
+  say(`${e instanceof Error ? e.message : e}\n${USAGE}`);
+  Deno.exit(2);
+}
+if (values.help) {
+  say(USAGE);
+  Deno.exit(0);
+}
 const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  say(`--port ${JSON.stringify(values.port)} is not a port\n${USAGE}`);
+  Deno.exit(2);
+}
 
 const acr = new FakeAcr();
 const quiet = { hostname: "127.0.0.1", port: 0, onListen(): void {} };
@@ -56,8 +74,18 @@ const handler = createHandler({
       } -> ${r.status} (${r.bytes} bytes)`,
     ),
 });
-const proxy = Deno.serve({ ...quiet, port }, handler.fetch);
-const base = `127.0.0.1:${proxy.addr.port}`;
+let proxy: Deno.HttpServer;
+try {
+  proxy = Deno.serve({ ...quiet, port }, handler.fetch);
+} catch (e) {
+  say(
+    `cannot listen on 127.0.0.1:${port} (${
+      e instanceof Error ? e.name : e
+    }); pick another with --port`,
+  );
+  Deno.exit(1);
+}
+const base = `127.0.0.1:${(proxy.addr as Deno.NetAddr).port}`;
 
 say(`acr-cache-proxy demo
   fake ACR (token service + registry): ${upstream}, blobs redirect to ${acr.storageOrigin}

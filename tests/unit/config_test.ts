@@ -386,7 +386,7 @@ const REFUSED: { name: string; args: string[]; env?: Env; match: RegExp }[] = [
     name: "a bad idle timeout from the environment",
     args: UP,
     env: { ACR_CACHE_PROXY_IDLE_TIMEOUT: "forever" },
-    match: /--idle-timeout/,
+    match: /^ACR_CACHE_PROXY_IDLE_TIMEOUT "forever" is not a duration/,
   },
   { name: "an unknown flag", args: [...UP, "--nope"], match: /--nope/ },
   { name: "a stray argument", args: [...UP, "extra"], match: /extra/ },
@@ -564,4 +564,36 @@ Deno.test("helpText() lists the contract's flags", () => {
   for (const name of CONTRACT_FLAGS) {
     assert.ok(text.includes(`--${name}`), name);
   }
+});
+
+Deno.test("parseInvocation() names the variable when a bad value came from it", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [
+      { ACR_CACHE_PROXY_AUTH_MODE: "open" },
+      /^ACR_CACHE_PROXY_AUTH_MODE "open"/,
+    ],
+    [
+      { ACR_CACHE_PROXY_ROUTES: "ghcr.io" },
+      /^ACR_CACHE_PROXY_ROUTES "ghcr.io"/,
+    ],
+    [
+      { ACR_CACHE_PROXY_TRUST_FORWARDED: "maybe" },
+      /^ACR_CACHE_PROXY_TRUST_FORWARDED takes true or false/,
+    ],
+    [
+      { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" },
+      /^ACR_CACHE_PROXY_IDLE_TIMEOUT must be longer than zero/,
+    ],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => parseInvocation(UP, env), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+  assert.throws(
+    () => parseInvocation([...UP, "--auth-mode", "open"], {}),
+    /ConfigError: --auth-mode "open"/,
+  );
 });
