@@ -57,6 +57,14 @@ export class ProxyMetrics {
   #inFlight = 0;
   #refreshExpiry: (() => number | undefined) | undefined;
 
+  /** Creates the metrics with every result series present at zero. */
+  constructor() {
+    for (const result of ["success", "failure"]) {
+      bump(this.#renewals, { result }, 0);
+    }
+    for (const result of ["hit", "miss"]) bump(this.#tokenCache, { result }, 0);
+  }
+
   /**
    * Counts one answered request.
    *

@@ -143,11 +143,19 @@ Deno.test("METRIC_NAMES are the contract's names in Prometheus form", () => {
 
 Deno.test("ProxyMetrics.render() is valid when nothing was recorded", () => {
   const samples = checkExposition(new ProxyMetrics().render());
-  assert.deepEqual(samples, [{
-    name: "acr_cache_proxy_in_flight_requests",
-    labels: {},
+  const zero = (name: string, result: string): unknown => ({
+    name,
+    labels: { result },
     value: 0,
-  }]);
+  });
+  // Result series start at zero so rate() works before the first event.
+  assert.deepEqual(samples, [
+    zero("acr_cache_proxy_refresh_token_renewals_total", "success"),
+    zero("acr_cache_proxy_refresh_token_renewals_total", "failure"),
+    zero("acr_cache_proxy_token_cache_requests_total", "hit"),
+    zero("acr_cache_proxy_token_cache_requests_total", "miss"),
+    { name: "acr_cache_proxy_in_flight_requests", labels: {}, value: 0 },
+  ]);
 });
 
 Deno.test("ProxyMetrics.render() follows the text format with data", () => {
