@@ -11,6 +11,7 @@
  * @module
  */
 
+import { FLAGS as CLI_FLAGS } from "../src/config.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
@@ -35,33 +36,9 @@ const METRICS: Readonly<Record<string, readonly string[]>> = {
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = ["instance", "job"];
 
-/** Long flag names of the CLI; each has an ACR_CACHE_PROXY_* variable. */
-const FLAGS = [
-  "upstream-domain",
-  "upstream-prefix",
-  "route",
-  "listen-address",
-  "masquerade-domain",
-  "public-url",
-  "auth-mode",
-  "entra-scope",
-  "log-format",
-  "log-level",
-  "shutdown-grace",
-  "connect-timeout",
-  "header-timeout",
-  "idle-timeout",
-  "trust-forwarded",
-  "tls-cert",
-  "tls-key",
-];
-
-/** Environment variables the CLI reads (--route is read as ..._ROUTES). */
+/** Environment variables the CLI reads, straight from its flag table. */
 const FLAG_ENV: ReadonlySet<string> = new Set(
-  FLAGS.map((f) =>
-    "ACR_CACHE_PROXY_" +
-    (f === "route" ? "ROUTES" : f.toUpperCase().replaceAll("-", "_"))
-  ),
+  CLI_FLAGS.map((f) => f.env).filter((env) => env !== ""),
 );
 
 /** Default of --shutdown-grace, in seconds. */
