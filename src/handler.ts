@@ -15,6 +15,7 @@ import {
   canonicalName,
   hasUnsafePathSyntax,
   isDockerHub,
+  isDockerHubRegistry,
   isValidDigest,
   isValidRegistryHost,
   isValidTag,
@@ -414,8 +415,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     if (explicit) return explicit;
     // containerd names Docker Hub `docker.io` on every mirror request;
     // the default route is the Docker Hub route unless one was configured.
-    const hub = { registry: host, prefix: "" };
-    return isDockerHub(hub) && isDockerHub(defaultRoute)
+    return isDockerHubRegistry(host) && isDockerHub(defaultRoute)
       ? defaultRoute
       : undefined;
   }
@@ -685,11 +685,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
         rewriteErrorBody(text, ctx.route),
         token ? [token] : [],
       );
-      out.delete("content-encoding");
-      out.set("content-length", String(new TextEncoder().encode(body).length));
-      return {
-        response: new Response(body, { status: up.status, headers: out }),
-      };
+      return { response: rewritten(up.status, out, body) };
     }
 
     // A tag list names its repository: the upstream name becomes the
@@ -713,12 +709,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
         };
       }
       list.name = ctx.tagList;
-      const bytes = new TextEncoder().encode(JSON.stringify(list));
-      out.delete("content-encoding");
-      out.set("content-length", String(bytes.length));
-      return {
-        response: new Response(bytes, { status: up.status, headers: out }),
-      };
+      return { response: rewritten(up.status, out, JSON.stringify(list)) };
     }
 
     // Small bodies with a declared length (manifests) are read whole under
@@ -917,6 +908,15 @@ async function readLimited(
     at += c.byteLength;
   }
   return new TextDecoder().decode(all);
+}
+
+// An upstream answer whose body the proxy read and rewrote: the length is
+// the new body's, and no content encoding applies any more.
+function rewritten(status: number, headers: Headers, body: string): Response {
+  const bytes = new TextEncoder().encode(body);
+  headers.delete("content-encoding");
+  headers.set("content-length", String(bytes.length));
+  return new Response(bytes, { status, headers });
 }
 
 // The path exactly as the client sent it, before URL parsing normalises

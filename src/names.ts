@@ -128,6 +128,24 @@ export function isValidRegistryHost(host: string): boolean {
 }
 
 /**
+ * Tells whether a registry host is Docker Hub under one of its names
+ * (`docker.io`, `index.docker.io`, `registry-1.docker.io`).
+ *
+ * @param registry The host, lower case.
+ * @returns Whether it is Docker Hub.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isDockerHubRegistry } from "./names.ts";
+ * assert(isDockerHubRegistry("registry-1.docker.io"));
+ * ```
+ */
+export function isDockerHubRegistry(registry: string): boolean {
+  return DOCKER_HUB.has(registry);
+}
+
+/**
  * Tells whether a route stands for Docker Hub, where `nginx` means
  * `library/nginx`.
  *
@@ -142,7 +160,7 @@ export function isValidRegistryHost(host: string): boolean {
  * ```
  */
 export function isDockerHub(route: Route): boolean {
-  return DOCKER_HUB.has(route.registry);
+  return isDockerHubRegistry(route.registry);
 }
 
 /**
