@@ -44,3 +44,8 @@ export {
   type UpstreamAccess,
 } from "./src/discover.ts";
 export { ProxyMetrics } from "./src/metrics.ts";
+export {
+  type CachedAnswer,
+  ContentCache,
+  type ContentCacheOptions,
+} from "./src/cache.ts";

@@ -42,6 +42,10 @@ export interface Config {
   readonly headerTimeoutMs: number;
   /** Longest pause inside an upstream body. */
   readonly idleTimeoutMs: number;
+  /** Memory for answers fetched by digest, in bytes; 0 turns it off. */
+  readonly cacheBytes: number;
+  /** How long an answer fetched by digest is served from memory. */
+  readonly cacheTtlMs: number;
   /** Trust `X-Forwarded-*` headers. */
   readonly trustForwarded: boolean;
   /** TLS certificate and key files, when serving HTTPS. */
@@ -188,6 +192,24 @@ export const FLAGS: readonly FlagSpec[] = [
     value: "DURATION",
     default: "60s",
     help: "longest pause inside a streamed upstream body",
+  },
+  {
+    name: "cache-size",
+    env: "ACR_CACHE_PROXY_CACHE_SIZE",
+    kind: "string",
+    value: "SIZE",
+    default: "16MiB",
+    help:
+      "memory for manifests and small blobs fetched by digest, such as 16MiB; 0 turns the cache off",
+  },
+  {
+    name: "cache-ttl",
+    env: "ACR_CACHE_PROXY_CACHE_TTL",
+    kind: "string",
+    value: "DURATION",
+    default: "10m",
+    help:
+      "how long an answer fetched by digest is served from memory before the upstream is asked again",
   },
   {
     name: "trust-forwarded",
@@ -402,6 +424,8 @@ function buildConfig(
     ),
     headerTimeoutMs: positive(value("header-timeout")!, "header-timeout"),
     idleTimeoutMs: positive(value("idle-timeout")!, "idle-timeout"),
+    cacheBytes: parseSize(value("cache-size")!, "cache-size"),
+    cacheTtlMs: positive(value("cache-ttl")!, "cache-ttl"),
     trustForwarded: raw.has("trust-forwarded")
       ? raw.get("trust-forwarded")?.at(-1) === "true"
       : envBoolean(env.ACR_CACHE_PROXY_TRUST_FORWARDED),
@@ -476,6 +500,37 @@ function envBoolean(text: string | undefined): boolean {
   throw new ConfigError(
     `--trust-forwarded takes true or false, not ${JSON.stringify(text)}`,
   );
+}
+
+/**
+ * Parses a size in bytes: a number, or with a `KiB`, `MiB` or `GiB` unit.
+ *
+ * @param text The size.
+ * @param flag The flag it came from, for the error message.
+ * @returns Bytes.
+ * @throws {ConfigError} When malformed or over 4 GiB.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSize } from "./config.ts";
+ * assert(parseSize("16MiB", "x") === 16 * 1024 * 1024);
+ * ```
+ */
+export function parseSize(text: string, flag: string): number {
+  const m = /^(\d+)(B|KiB|MiB|GiB)?$/.exec(text.trim());
+  const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+  const bytes = m
+    ? Number(m[1]) * unit[(m[2] ?? "B") as keyof typeof unit]
+    : NaN;
+  if (!(bytes <= 4 * 1024 ** 3)) {
+    throw new ConfigError(
+      `--${flag} ${
+        JSON.stringify(text)
+      } is not a size up to 4GiB: use bytes such as 0 or 1048576, or 512KiB, 16MiB`,
+    );
+  }
+  return bytes;
 }
 
 function positive(text: string, flag: string): number {

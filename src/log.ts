@@ -61,23 +61,29 @@ export function formatLine(
   fields: LogFields,
   time: Date,
 ): string {
-  const all: LogFields = { ts: time.toISOString(), level, msg, ...fields };
   if (format === "json") {
-    return JSON.stringify(all);
+    return JSON.stringify({ ts: time.toISOString(), level, msg, ...fields });
   }
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(all)) {
+  // One line per request: built by concatenation, the cheapest way here.
+  let line = `ts=${time.toISOString()} level=${level} msg=${textValue(msg)}`;
+  for (const k in fields) {
+    const v = fields[k];
     if (v === undefined) continue;
-    const s = String(v);
-    parts.push(`${k}=${/^[\w.:/@+\-]+$/.test(s) ? s : JSON.stringify(s)}`);
+    line += ` ${k}=${typeof v === "string" ? textValue(v) : v}`;
   }
-  return parts.join(" ");
+  return line;
+}
+
+const BARE = /^[\w.:/@+\-]+$/;
+
+function textValue(s: string): string {
+  return BARE.test(s) ? s : JSON.stringify(s);
 }
 
 /**
  * The fields of one request's log line: method, what was asked, the
- * client-side name, route, status, bytes, duration, token cache result,
- * upstream status and error.
+ * client-side name, route, status, bytes, duration, token cache and
+ * content cache results, upstream status and error.
  *
  * @param r The request record.
  * @returns Fields for {@link formatLine}.
@@ -105,7 +111,8 @@ export function requestLogFields(r: RequestRecord): LogFields {
     status: r.status,
     bytes: r.bytes,
     duration_ms: Math.round(r.durationMs),
-    cache: r.cache,
+    token_cache: r.cache,
+    content_cache: r.content,
     upstream_status: r.upstreamStatus,
     error: r.error,
   };

@@ -33,6 +33,8 @@ export const METRIC_NAMES: readonly string[] = [
   "acr_cache_proxy_token_cache_requests_total",
   "acr_cache_proxy_refresh_token_expiry_seconds",
   "acr_cache_proxy_in_flight_requests",
+  "acr_cache_proxy_content_cache_requests_total",
+  "acr_cache_proxy_content_cache_bytes",
 ];
 
 /**
@@ -53,6 +55,8 @@ export class ProxyMetrics {
   #bytes = new Map<string, number>();
   #renewals = new Map<string, number>();
   #tokenCache = new Map<string, number>();
+  #contentCache = new Map<string, number>();
+  #contentBytes: (() => number) | undefined;
   #latency = new Map<string, { counts: number[]; sum: number; n: number }>();
   #inFlight = 0;
   #refreshExpiry: (() => number | undefined) | undefined;
@@ -62,7 +66,10 @@ export class ProxyMetrics {
     for (const result of ["success", "failure"]) {
       bump(this.#renewals, { result }, 0);
     }
-    for (const result of ["hit", "miss"]) bump(this.#tokenCache, { result }, 0);
+    for (const result of ["hit", "miss"]) {
+      bump(this.#tokenCache, { result }, 0);
+      bump(this.#contentCache, { result }, 0);
+    }
   }
 
   /**
@@ -126,6 +133,24 @@ export class ProxyMetrics {
    */
   countTokenLookup(hit: boolean): void {
     bump(this.#tokenCache, { result: hit ? "hit" : "miss" });
+  }
+
+  /**
+   * Counts a content-cache lookup (a fetch by digest).
+   *
+   * @param hit Whether it was answered from the cache.
+   */
+  countContentLookup(hit: boolean): void {
+    bump(this.#contentCache, { result: hit ? "hit" : "miss" });
+  }
+
+  /**
+   * Sets how to read the bytes the content cache holds.
+   *
+   * @param read Returns the bytes held now.
+   */
+  watchContentBytes(read: () => number): void {
+    this.#contentBytes = read;
   }
 
   /**
@@ -206,6 +231,20 @@ export class ProxyMetrics {
     lines.push(`# HELP ${METRIC_NAMES[6]} Requests being answered now.`);
     lines.push(`# TYPE ${METRIC_NAMES[6]} gauge`);
     lines.push(`${METRIC_NAMES[6]} ${this.#inFlight}`);
+
+    family(
+      lines,
+      METRIC_NAMES[7]!,
+      "counter",
+      "Fetches by digest, by whether the content cache answered them.",
+      this.#contentCache,
+    );
+
+    lines.push(
+      `# HELP ${METRIC_NAMES[8]} Body bytes held by the content cache.`,
+    );
+    lines.push(`# TYPE ${METRIC_NAMES[8]} gauge`);
+    lines.push(`${METRIC_NAMES[8]} ${this.#contentBytes?.() ?? 0}`);
     return lines.join("\n") + "\n";
   }
 }

@@ -31,6 +31,8 @@ const METRICS: Readonly<Record<string, readonly string[]>> = {
   acr_cache_proxy_token_cache_requests_total: ["result"],
   acr_cache_proxy_refresh_token_expiry_seconds: [],
   acr_cache_proxy_in_flight_requests: [],
+  acr_cache_proxy_content_cache_requests_total: ["result"],
+  acr_cache_proxy_content_cache_bytes: [],
 };
 
 /** Labels Prometheus adds to every scraped series. */

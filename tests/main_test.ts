@@ -82,6 +82,24 @@ Deno.test("main.ts pulls a manifest and a blob through a fake ACR with a fake az
 
     const storage = served.acr.seen.filter((r) => r.origin === "storage");
     assert.ok(storage.length > 0 && storage.every((r) => !r.authorized));
+
+    // By digest, the second fetch is answered from the content cache.
+    const byDigest =
+      `${proxy.url}/v2/library/hello/manifests/${image.manifest}`;
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(byDigest, { headers: auth });
+      assert.equal(await digestOf(await res.arrayBuffer()), image.manifest);
+    }
+    const upstreamFetches = served.acr.seen.filter((r) =>
+      r.path.endsWith(`/manifests/${image.manifest}`)
+    );
+    assert.equal(upstreamFetches.length, 1);
+    const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
+    assert.match(
+      metrics,
+      /^acr_cache_proxy_content_cache_requests_total\{result="hit"\} 1$/m,
+    );
+    assert.match(metrics, /^acr_cache_proxy_content_cache_bytes [1-9]\d*$/m);
   } finally {
     const status = await proxy.stop();
     await served.close();
@@ -90,6 +108,7 @@ Deno.test("main.ts pulls a manifest and a blob through a fake ACR with a fake az
   }
   assert.match(proxy.output(), /signed in/);
   assert.doesNotMatch(proxy.output(), /fake-entra-token|eyJ/);
+  assert.match(proxy.output(), /kind=manifests .*content_cache=hit/);
 });
 
 Deno.test("main.ts exits 1 with one sentence when no credential works", async () => {

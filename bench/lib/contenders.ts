@@ -275,8 +275,6 @@ const product: Contender = {
         UPSTREAM_PREFIX,
         "--listen-address",
         `127.0.0.1:${port}`,
-        "--log-level",
-        "warn",
       ],
       env: denoEnv(),
       clearEnv: true,
@@ -313,7 +311,6 @@ const productParallel: Contender = {
         ACR_CACHE_PROXY_UPSTREAM_DOMAIN: upstreamOrigin(ctx),
         ACR_CACHE_PROXY_UPSTREAM_PREFIX: UPSTREAM_PREFIX,
         ACR_CACHE_PROXY_LISTEN_ADDRESS: `127.0.0.1:${port}`,
-        ACR_CACHE_PROXY_LOG_LEVEL: "warn",
         // Workers must share the key of the tokens the proxy issues.
         ACR_CACHE_PROXY_TOKEN_SECRET: randomHex(32),
       }),

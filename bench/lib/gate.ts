@@ -63,7 +63,8 @@ function compare(
 }
 
 /**
- * Runs GET and HEAD on the manifest (by tag) and on one blob through
+ * Runs GET and HEAD on the manifest (by tag, then twice by digest) and on
+ * one blob through
  * `endpoint`, comparing with the files the upstream serves.
  */
 export async function runGate(
@@ -73,8 +74,12 @@ export async function runGate(
 ): Promise<GateResult> {
   const base = `${endpoint.origin}${endpoint.repoPath}`;
   const blob = fixtures.parallel[0] ?? fixtures.large;
+  const digestUrl = `${base}/manifests/${fixtures.manifest.digest}`;
   const cases: [string, string, ServedFile][] = [
     ["manifest", `${base}/manifests/${TAG}`, fixtures.manifest],
+    // Twice: a caching contender answers the second from memory.
+    ["manifest by digest", digestUrl, fixtures.manifest],
+    ["manifest by digest, again", digestUrl, fixtures.manifest],
     ["blob", `${base}/blobs/${blob.digest}`, blob],
   ];
   const checks: GateCheck[] = [];

@@ -30,6 +30,7 @@ interface Live {
   readonly single: number[];
   readonly parallel: ParallelRun[];
   manifest: ManifestResult | null;
+  manifestByDigest: ManifestResult | null;
   readonly errors: string[];
   singleFailed: boolean;
   parallelFailed: boolean;
@@ -49,6 +50,7 @@ function emptyReport(c: Contender): ContenderReport {
     single: null,
     parallel: null,
     manifest: null,
+    manifestByDigest: null,
     errors: [],
   };
 }
@@ -103,6 +105,7 @@ async function prepare(
     single: [],
     parallel: [],
     manifest: null,
+    manifestByDigest: null,
     errors: [],
     singleFailed: false,
     parallelFailed: false,
@@ -142,6 +145,7 @@ function liveReport(l: Live): ContenderReport {
     single: l.singleFailed ? null : summarizeSingle(l.single),
     parallel: l.parallelFailed ? null : summarizeParallel(l.parallel),
     manifest: l.manifest,
+    manifestByDigest: l.manifestByDigest,
     errors: l.errors,
   };
 }
@@ -174,6 +178,17 @@ export async function benchContenders(
       } catch (error) {
         l.errors.push(`manifest wrk: ${message(error)}`);
         warn(`${l.contender.label}: manifest wrk failed: ${message(error)}`);
+      }
+      say(`-- manifest by digest wrk ${options.wrkSeconds} s`);
+      try {
+        l.manifestByDigest = await measureManifest(
+          l.endpoint,
+          options,
+          fixtures.manifest.digest,
+        );
+      } catch (error) {
+        l.errors.push(`manifest by digest wrk: ${message(error)}`);
+        warn(`${l.contender.label}: by-digest wrk failed: ${message(error)}`);
       }
     }
   } finally {

@@ -156,12 +156,16 @@ export function summarizeParallel(
   };
 }
 
-/** Warms up, then runs wrk on the manifest and reads the proxy's CPU. */
+/**
+ * Warms up, then runs wrk on the manifest (by tag unless `reference` names
+ * its digest) and reads the proxy's CPU.
+ */
 export async function measureManifest(
   endpoint: Endpoint,
   options: BenchOptions,
+  reference: string = TAG,
 ): Promise<ManifestResult> {
-  const url = `${endpoint.origin}${endpoint.repoPath}/manifests/${TAG}`;
+  const url = `${endpoint.origin}${endpoint.repoPath}/manifests/${reference}`;
   const shape = {
     threads: options.wrkThreads,
     connections: options.wrkConnections,

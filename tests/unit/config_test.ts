@@ -7,6 +7,7 @@ import {
   parseDuration,
   parseInvocation,
   parseListenAddress,
+  parseSize,
 } from "../../src/config.ts";
 
 type Env = Record<string, string | undefined>;
@@ -51,6 +52,8 @@ Deno.test("parseInvocation() fills in the documented defaults", () => {
     shutdownGraceMs: 30_000,
     headerTimeoutMs: 30_000,
     idleTimeoutMs: 60_000,
+    cacheBytes: 16 * 1024 * 1024,
+    cacheTtlMs: 600_000,
     trustForwarded: false,
     tls: undefined,
     tokenSecret: undefined,
@@ -86,6 +89,10 @@ Deno.test("parseInvocation() reads every flag in its long form", () => {
     "500ms",
     "--idle-timeout",
     "2m",
+    "--cache-size",
+    "512KiB",
+    "--cache-ttl",
+    "90s",
     "--trust-forwarded",
     "--tls-cert",
     "/c.pem",
@@ -106,6 +113,8 @@ Deno.test("parseInvocation() reads every flag in its long form", () => {
     shutdownGraceMs: 5_000,
     headerTimeoutMs: 500,
     idleTimeoutMs: 120_000,
+    cacheBytes: 512 * 1024,
+    cacheTtlMs: 90_000,
     trustForwarded: true,
     tls: { certFile: "/c.pem", keyFile: "/k.pem" },
     tokenSecret: undefined,
@@ -158,6 +167,8 @@ Deno.test("parseInvocation() reads every setting from the environment", () => {
     ACR_CACHE_PROXY_SHUTDOWN_GRACE: "1s",
     ACR_CACHE_PROXY_HEADER_TIMEOUT: "2",
     ACR_CACHE_PROXY_IDLE_TIMEOUT: "3s",
+    ACR_CACHE_PROXY_CACHE_SIZE: "0",
+    ACR_CACHE_PROXY_CACHE_TTL: "1m",
     ACR_CACHE_PROXY_TRUST_FORWARDED: "true",
     ACR_CACHE_PROXY_TLS_CERT: "/c",
     ACR_CACHE_PROXY_TLS_KEY: "/k",
@@ -180,6 +191,8 @@ Deno.test("parseInvocation() reads every setting from the environment", () => {
     shutdownGraceMs: 1_000,
     headerTimeoutMs: 2_000,
     idleTimeoutMs: 3_000,
+    cacheBytes: 0,
+    cacheTtlMs: 60_000,
     trustForwarded: true,
     tls: { certFile: "/c", keyFile: "/k" },
     tokenSecret: SECRET,
@@ -552,6 +565,8 @@ const CONTRACT_FLAGS = [
   "shutdown-grace",
   "header-timeout",
   "idle-timeout",
+  "cache-size",
+  "cache-ttl",
   "trust-forwarded",
   "tls-cert",
   "tls-key",
@@ -584,6 +599,14 @@ Deno.test("parseInvocation() names the variable when a bad value came from it", 
       { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" },
       /^ACR_CACHE_PROXY_IDLE_TIMEOUT must be longer than zero/,
     ],
+    [
+      { ACR_CACHE_PROXY_CACHE_SIZE: "16MB" },
+      /^ACR_CACHE_PROXY_CACHE_SIZE "16MB" is not a size/,
+    ],
+    [
+      { ACR_CACHE_PROXY_CACHE_TTL: "0" },
+      /^ACR_CACHE_PROXY_CACHE_TTL must be longer than zero/,
+    ],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => parseInvocation(UP, env), (e: unknown) => {
@@ -596,4 +619,17 @@ Deno.test("parseInvocation() names the variable when a bad value came from it", 
     () => parseInvocation([...UP, "--auth-mode", "open"], {}),
     /ConfigError: --auth-mode "open"/,
   );
+});
+
+Deno.test("parseSize() takes bytes and binary units up to 4GiB", () => {
+  assert.equal(parseSize("0", "cache-size"), 0);
+  assert.equal(parseSize("1048576", "cache-size"), 1024 * 1024);
+  assert.equal(parseSize("512KiB", "cache-size"), 512 * 1024);
+  assert.equal(parseSize(" 4GiB ", "cache-size"), 4 * 1024 ** 3);
+  for (const bad of ["", "-1", "1.5MiB", "16MB", "16mib", "5GiB", "1e6"]) {
+    assert.throws(() => parseSize(bad, "cache-size"), {
+      name: "ConfigError",
+      message: new RegExp(`^--cache-size ${JSON.stringify(bad)} is not a size`),
+    }, bad);
+  }
 });

@@ -130,6 +130,8 @@ function find(
 
 Deno.test("METRIC_NAMES are the contract's names in Prometheus form", () => {
   assert.deepEqual([...METRIC_NAMES].sort(), [
+    "acr_cache_proxy_content_cache_bytes",
+    "acr_cache_proxy_content_cache_requests_total",
     "acr_cache_proxy_in_flight_requests",
     "acr_cache_proxy_refresh_token_expiry_seconds",
     "acr_cache_proxy_refresh_token_renewals_total",
@@ -155,6 +157,9 @@ Deno.test("ProxyMetrics.render() is valid when nothing was recorded", () => {
     zero("acr_cache_proxy_token_cache_requests_total", "hit"),
     zero("acr_cache_proxy_token_cache_requests_total", "miss"),
     { name: "acr_cache_proxy_in_flight_requests", labels: {}, value: 0 },
+    zero("acr_cache_proxy_content_cache_requests_total", "hit"),
+    zero("acr_cache_proxy_content_cache_requests_total", "miss"),
+    { name: "acr_cache_proxy_content_cache_bytes", labels: {}, value: 0 },
   ]);
 });
 

@@ -87,7 +87,11 @@ export interface RunningProxy {
   permissions: string[];
   /** The process. */
   daemon: Daemon;
-  /** Reads the proxy's log (stdout and stderr). */
+  /**
+   * Reads the proxy's log (stdout and stderr) once it has settled: the
+   * proxy writes request lines in batches, up to one turn of its event
+   * loop after the response.
+   */
   log(): Promise<string>;
   /** SIGTERM and wait. */
   stop(): Promise<Deno.CommandStatus>;
@@ -304,7 +308,7 @@ export async function startProxy(
         flags: args.slice(args.indexOf(MAIN_TS) + 1),
         permissions: args.slice(1, args.indexOf(MAIN_TS)),
         daemon,
-        log: () => daemon.log(),
+        log: () => settledLog(daemon),
         stop: () => daemon.stop("SIGTERM", 15_000),
       };
     } catch (err) {
@@ -317,4 +321,16 @@ export async function startProxy(
   }
   client?.close();
   throw lastError;
+}
+
+// Reads until two reads 25 ms apart agree (at most about 1 s).
+async function settledLog(daemon: Daemon): Promise<string> {
+  let last = await daemon.log();
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    const now = await daemon.log();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
 }

@@ -1,0 +1,204 @@
+import assert from "node:assert/strict";
+import { ContentCache } from "../src/cache.ts";
+import { createHandler, type RequestRecord } from "../src/handler.ts";
+import { digestOf, makeRig } from "./_fixtures.ts";
+
+const PROXY = "http://127.0.0.1:8080";
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+/** A handler over a scripted upstream that counts what reaches it. */
+function scripted(answer: (url: URL, req: Request) => Response) {
+  const seen: string[] = [];
+  const records: RequestRecord[] = [];
+  const cache = new ContentCache();
+  const handler = createHandler({
+    upstream: "https://fakeacr.azurecr.io",
+    defaultRoute: { registry: "docker.io", prefix: "hub" },
+    mode: "inject",
+    cache,
+    fetch: ((input: Request | URL | string, init?: RequestInit) => {
+      const req = new Request(input, init);
+      const url = new URL(req.url);
+      seen.push(`${req.method} ${url.pathname}`);
+      const res = answer(url, req);
+      return res.arrayBuffer().then((body) => {
+        // As a real upstream would, declare the length of what it sends.
+        const headers = new Headers(res.headers);
+        if (body.byteLength) {
+          headers.set("content-length", String(body.byteLength));
+        }
+        return new Response(body.byteLength ? body : null, {
+          status: res.status,
+          headers,
+        });
+      });
+    }) as typeof fetch,
+    onRequest: (r) => records.push(r),
+  });
+  return { handler, seen, records, cache };
+}
+
+async function get(
+  handler: { fetch(r: Request): Promise<Response> },
+  path: string,
+  init: RequestInit = {},
+): Promise<{ res: Response; body: Uint8Array }> {
+  const res = await handler.fetch(new Request(`${PROXY}${path}`, init));
+  return { res, body: new Uint8Array(await res.arrayBuffer()) };
+}
+
+Deno.test("a manifest by digest is fetched once and then served from memory", async () => {
+  const { acr, handler } = await makeRig({
+    mode: "inject",
+    cache: new ContentCache(),
+  });
+  const image = await acr.pushSampleImage("hub/library/hello", "1");
+  const path = `/v2/library/hello/manifests/${image.manifest}`;
+  const accept = { accept: OCI_MANIFEST };
+  const upstreamGets = () =>
+    acr.seen.filter((s) => s.path.includes("/manifests/")).length;
+
+  const first = await get(handler, path, { headers: accept });
+  const second = await get(handler, path, { headers: accept });
+  const head = await handler.fetch(
+    new Request(`${PROXY}${path}`, { method: "HEAD", headers: accept }),
+  );
+
+  assert.equal(upstreamGets(), 1);
+  for (const { res, body } of [first, second]) {
+    assert.equal(res.status, 200);
+    assert.equal(await digestOf(body), image.manifest);
+    assert.equal(res.headers.get("docker-content-digest"), image.manifest);
+    assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
+  }
+  assert.deepEqual([...second.res.headers], [...first.res.headers]);
+  assert.equal(head.status, 200);
+  assert.equal(head.body, null);
+  assert.equal(
+    head.headers.get("content-length"),
+    String(first.body.length),
+  );
+
+  const byTag = `/v2/library/hello/manifests/1`;
+  await get(handler, byTag, { headers: accept });
+  await get(handler, byTag, { headers: accept });
+  assert.equal(upstreamGets(), 3, "tags are asked upstream every time");
+});
+
+Deno.test("a cached answer still needs the client's grant in challenge mode", async () => {
+  const { acr, handler } = await makeRig({ cache: new ContentCache() });
+  const image = await acr.pushSampleImage("hub/library/hello", "1");
+  const path = `/v2/library/hello/manifests/${image.manifest}`;
+  const tokenFor = async (repo: string) => {
+    const res = await handler.fetch(
+      new Request(`${PROXY}/token?scope=repository:${repo}:pull`),
+    );
+    return (await res.json()).token as string;
+  };
+
+  const allowed = await get(handler, path, {
+    headers: { authorization: `Bearer ${await tokenFor("library/hello")}` },
+  });
+  assert.equal(allowed.res.status, 200);
+
+  const anonymous = await get(handler, path);
+  assert.equal(anonymous.res.status, 401);
+  const other = await get(handler, path, {
+    headers: { authorization: `Bearer ${await tokenFor("library/other")}` },
+  });
+  assert.equal(other.res.status, 401);
+  assert.equal(
+    acr.seen.filter((s) => s.path.includes("/manifests/")).length,
+    1,
+  );
+});
+
+Deno.test("bytes that do not match the digest are passed on but never stored", async () => {
+  const real = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(real);
+  const forged = new TextEncoder().encode('{"schemaVersion":3}');
+  const { handler, seen, records } = scripted(() =>
+    new Response(forged, {
+      headers: {
+        "content-type": OCI_MANIFEST,
+        "docker-content-digest": digest,
+      },
+    })
+  );
+
+  for (let i = 0; i < 2; i++) {
+    const { res } = await get(handler, `/v2/x/manifests/${digest}`);
+    assert.equal(res.status, 200);
+  }
+  assert.equal(seen.length, 2);
+  assert.deepEqual(records.map((r) => r.content), ["miss", "miss"]);
+});
+
+Deno.test("ranges, conditions, other Accept values and errors bypass the cache", async () => {
+  const body = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(body);
+  let status = 200;
+  const { handler, seen, records, cache } = scripted(() =>
+    new Response(status === 200 ? body : '{"errors":[]}', {
+      status,
+      headers: { "content-type": OCI_MANIFEST },
+    })
+  );
+  const path = `/v2/x/manifests/${digest}`;
+
+  status = 404;
+  await get(handler, path);
+  status = 200;
+  await get(handler, path, { headers: { range: "bytes=0-3" } });
+  await get(handler, path, { headers: { "if-none-match": `"${digest}"` } });
+  assert.equal(cache.size, 0, "errors, ranges and conditions are not kept");
+
+  await get(handler, path, { headers: { accept: OCI_MANIFEST } });
+  await get(handler, path, { headers: { accept: OCI_MANIFEST } });
+  await get(handler, path, { headers: { accept: "application/json" } });
+  await get(handler, `/v2/y/manifests/${digest}`, {
+    headers: { accept: OCI_MANIFEST },
+  });
+  assert.equal(seen.length, 6);
+  assert.deepEqual(records.map((r) => r.content), [
+    "miss",
+    undefined,
+    undefined,
+    "miss",
+    "hit",
+    "miss",
+    "miss",
+  ]);
+});
+
+Deno.test("small blobs by digest are cached; redirected blobs are not", async () => {
+  const config = new TextEncoder().encode('{"os":"linux"}');
+  const digest = await digestOf(config);
+  let redirect = false;
+  const { handler, seen } = scripted(() =>
+    redirect
+      ? new Response(null, {
+        status: 307,
+        headers: { location: "https://fakeacr.blob.core.windows.net/x?sig=1" },
+      })
+      : new Response(config, {
+        headers: { "content-type": "application/octet-stream" },
+      })
+  );
+
+  const a = await get(handler, `/v2/x/blobs/${digest}`);
+  const b = await get(handler, `/v2/x/blobs/${digest}`);
+  assert.equal(await digestOf(a.body), digest);
+  assert.equal(await digestOf(b.body), digest);
+  assert.equal(seen.length, 1);
+
+  redirect = true;
+  const other = "sha256:" + "0".repeat(64);
+  for (let i = 0; i < 2; i++) {
+    const { res } = await get(handler, `/v2/x/blobs/${other}`, {
+      redirect: "manual",
+    });
+    assert.equal(res.status, 307);
+  }
+  assert.equal(seen.length, 3);
+});
