@@ -34,3 +34,24 @@ Deno.test("README's permission flags are the ones the start task uses", () => {
     assert.ok(readme.includes(flag), flag);
   }
 });
+
+Deno.test("the proxy runs with the same V8 flags wherever it is launched", async () => {
+  const read = (path: string): Promise<string> =>
+    Deno.readTextFile(new URL(path, import.meta.url));
+  const flags = /--v8-flags=(\S+)/.exec(denoJson.tasks.start)?.[1];
+  assert.ok(flags, "the start task sets V8 flags");
+  const places: [string, string][] = [
+    ["compile task", denoJson.tasks.compile],
+    ["README", readme],
+    ["serve.ts", await read("../serve.ts")],
+    ["systemd unit", await read("../contrib/systemd/acr-cache-proxy.service")],
+    ["bench", await read("../bench/lib/contenders.ts")],
+  ];
+  for (const [where, text] of places) {
+    const found = [...text.matchAll(/--v8-flags=([^\s"'`]+)/g)].map((m) =>
+      m[1]
+    );
+    assert.ok(found.length > 0, `${where} sets V8 flags`);
+    for (const f of found) assert.equal(f, flags, where);
+  }
+});

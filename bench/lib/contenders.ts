@@ -35,6 +35,12 @@ export const PRODUCT_SERVE_MODULE: string =
  */
 export const PRODUCT_PERMISSIONS: readonly string[] = [
   "--no-prompt",
+  // As `deno task start` and `deno task compile` run it: a young generation
+  // of 1 MiB collects dead stream buffers early, and sweeping them inside
+  // the pause returns them at once. Measured side by side: peak RSS while
+  // streaming about halves and CPU per GiB drops by a quarter; each
+  // uncached small request costs about 30 µs more CPU.
+  "--v8-flags=--max-semi-space-size=1,--no-concurrent-array-buffer-sweeping",
   "--allow-net=127.0.0.1",
   "--allow-env",
   "--allow-sys=uid,osRelease",
