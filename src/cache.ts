@@ -20,7 +20,7 @@ export interface CachedAnswer {
 
 /** Options for {@link ContentCache}. */
 export interface ContentCacheOptions {
-  /** Most body bytes held in all. Default 16 MiB. */
+  /** Most bytes held in all (bodies, keys, headers). Default 16 MiB. */
   maxBytes?: number;
   /** Largest body stored. Default 256 KiB. */
   maxEntryBytes?: number;
@@ -32,13 +32,19 @@ export interface ContentCacheOptions {
 
 interface Entry {
   answer: CachedAnswer;
+  /** Bytes counted against the budget. */
+  size: number;
   expires: number;
 }
 
-const HASHES: Readonly<Record<string, AlgorithmIdentifier>> = {
-  sha256: "SHA-256",
-  sha512: "SHA-512",
-};
+const HASHES: ReadonlyMap<string, string> = new Map([
+  ["sha256", "SHA-256"],
+  ["sha512", "SHA-512"],
+]);
+
+// What an entry costs beyond its body: the map entry and the objects around
+// it. Counted so that empty bodies and long keys are bounded too.
+const ENTRY_OVERHEAD = 256;
 
 /**
  * Checks that `body` hashes to `digest` (`sha256:` or `sha512:`, lower-case
@@ -63,7 +69,7 @@ export async function digestMatches(
   body: Uint8Array,
 ): Promise<boolean> {
   const colon = digest.indexOf(":");
-  const hash = HASHES[digest.slice(0, colon)];
+  const hash = HASHES.get(digest.slice(0, colon));
   if (colon < 0 || !hash) return false;
 
   const sum = new Uint8Array(
@@ -76,7 +82,8 @@ export async function digestMatches(
 
 /**
  * Normalises an `Accept` header into a cache key part: media types without
- * parameters, lower-cased, de-duplicated and sorted.
+ * parameters, lower-cased, de-duplicated and sorted. Types refused with
+ * `q=0` are left out.
  *
  * @param accept The request's `Accept` header, if any.
  * @returns The key part; empty for no header.
@@ -94,15 +101,19 @@ export function acceptKey(accept: string | null): string {
   if (!accept) return "";
   const types = new Set<string>();
   for (const part of accept.split(",")) {
-    const type = part.split(";", 1)[0]!.trim().toLowerCase();
-    if (type) types.add(type);
+    const [type = "", ...params] = part.split(";");
+    if (params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/i.test(p))) continue;
+    const name = type.trim().toLowerCase();
+    if (name) types.add(name);
   }
   return [...types].sort().join(",");
 }
 
 /**
  * The cache. Keys are built by the caller and must name everything the
- * answer depends on (route, repository, digest, normalised `Accept`).
+ * answer depends on (upstream repository, digest, normalised `Accept`).
+ * The byte budget counts each entry's body, key and headers plus a fixed
+ * overhead, so it bounds the memory held whatever the keys look like.
  *
  * @example
  * ```ts
@@ -151,7 +162,7 @@ export class ContentCache {
     }
   }
 
-  /** Body bytes held now. */
+  /** Bytes held now (bodies, keys, headers and overhead). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -195,8 +206,9 @@ export class ContentCache {
     digest: string,
     answer: CachedAnswer,
   ): Promise<boolean> {
-    const size = answer.body.byteLength;
-    if (size > this.#maxEntryBytes || size > this.#maxBytes) return false;
+    const size = entrySize(key, answer);
+    if (answer.body.byteLength > this.#maxEntryBytes) return false;
+    if (size > this.#maxBytes) return false;
     if (this.#ttlMs === 0) return false;
     if (!(await digestMatches(digest, answer.body))) return false;
 
@@ -204,10 +216,14 @@ export class ContentCache {
     for (const [old, entry] of this.#entries) {
       if (this.#bytes + size <= this.#maxBytes) break;
       this.#entries.delete(old);
-      this.#bytes -= entry.answer.body.byteLength;
+      this.#bytes -= entry.size;
     }
 
-    this.#entries.set(key, { answer, expires: this.#now() + this.#ttlMs });
+    this.#entries.set(key, {
+      answer,
+      size,
+      expires: this.#now() + this.#ttlMs,
+    });
     this.#bytes += size;
     return true;
   }
@@ -216,6 +232,14 @@ export class ContentCache {
     const old = this.#entries.get(key);
     if (!old) return;
     this.#entries.delete(key);
-    this.#bytes -= old.answer.body.byteLength;
+    this.#bytes -= old.size;
   }
+}
+
+function entrySize(key: string, answer: CachedAnswer): number {
+  let size = ENTRY_OVERHEAD + answer.body.byteLength + key.length * 2;
+  for (const [name, value] of answer.headers) {
+    size += (name.length + value.length) * 2;
+  }
+  return size;
 }

@@ -13,6 +13,7 @@ import { API_VERSION_HEADER, errorReason, registryError } from "./errors.ts";
 import { type Grant, GrantSigner } from "./grant.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import {
+  type ApiPath,
   canonicalName,
   hasUnsafePathSyntax,
   isDockerHub,
@@ -134,6 +135,8 @@ const ALLOW = "GET, HEAD";
 const MAX_ERROR_BODY = 64 * 1024;
 const MAX_BUFFERED_BODY = 256 * 1024;
 const MAX_TAG_LIST = 4 * 1024 * 1024;
+// Longer Accept headers are answered but not cached.
+const MAX_ACCEPT_KEY = 1024;
 
 /**
  * Creates the proxy handler. Options are validated once here; a bad option
@@ -405,12 +408,9 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
 
     // What a digest names never changes: such answers are served from
     // the cache when they can be, once the client is known to be allowed.
-    let stored: StoredKey | undefined;
-    if (cache && api.kind !== "tags" && isCacheable(request, api.reference)) {
-      const key = `${route.registry}\n${name}\n${api.kind}\n${api.reference}\n${
-        acceptKey(request.headers.get("accept"))
-      }`;
-      const hit = cache.get(key);
+    const stored = cache ? contentKey(request, api, upstreamName) : undefined;
+    if (cache && stored) {
+      const hit = cache.get(stored.key);
       metrics?.countContentLookup(hit !== undefined);
       record.content = hit ? "hit" : "miss";
       if (hit) {
@@ -421,7 +421,6 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
           }),
         );
       }
-      stored = { key, digest: api.reference };
     }
 
     // Every part was validated above: the URL is built as one string,
@@ -753,10 +752,12 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
         const bytes = new Uint8Array(await up.arrayBuffer());
         if (bytes.length !== declared) throw new Error("short body");
         if (stored && up.status === 200 && !hasClientLinks(out)) {
+          // Storing is best effort: it never changes the client's answer.
+          // A stored answer gets a fresh Date from the server when served.
           await cache?.put(stored.key, stored.digest, {
-            headers: [...out],
+            headers: [...out].filter(([name]) => name !== "date"),
             body: bytes.slice(),
-          });
+          }).catch(() => false);
         }
         return {
           response: new Response(bytes, { status: up.status, headers: out }),
@@ -828,13 +829,33 @@ interface StoredKey {
   digest: string;
 }
 
-// Only plain fetches by digest: a range or a condition asks for something
-// other than the whole stored answer.
-function isCacheable(request: Request, reference: string): boolean {
-  if (!isValidDigest(reference)) return false;
+// Only plain fetches of manifests and blobs by digest are cached: a range
+// or a condition asks for something other than the whole stored answer, a
+// referrers list changes as artifacts are pushed, and an overlong Accept is
+// not worth its memory. The key names the upstream repository (prefix
+// included), so two routes never share an entry.
+function contentKey(
+  request: Request,
+  api: ApiPath,
+  upstreamName: string,
+): StoredKey | undefined {
+  if (api.kind !== "manifests" && api.kind !== "blobs") return undefined;
+  if (!isValidDigest(api.reference)) return undefined;
+
   const h = request.headers;
-  return !h.has("range") && !h.has("if-none-match") &&
-    !h.has("if-modified-since") && !h.has("if-match") && !h.has("if-range");
+  if (
+    h.has("range") || h.has("if-none-match") || h.has("if-modified-since") ||
+    h.has("if-match") || h.has("if-range")
+  ) {
+    return undefined;
+  }
+
+  const accept = acceptKey(h.get("accept"));
+  if (accept.length > MAX_ACCEPT_KEY) return undefined;
+  return {
+    key: `${upstreamName}\n${api.kind}\n${api.reference}\n${accept}`,
+    digest: api.reference,
+  };
 }
 
 // Answers that point somewhere depend on the host the client used; they

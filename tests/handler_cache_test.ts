@@ -1,19 +1,24 @@
 import assert from "node:assert/strict";
 import { ContentCache } from "../src/cache.ts";
 import { createHandler, type RequestRecord } from "../src/handler.ts";
+import type { Route } from "../src/names.ts";
 import { digestOf, makeRig } from "./_fixtures.ts";
 
 const PROXY = "http://127.0.0.1:8080";
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 /** A handler over a scripted upstream that counts what reaches it. */
-function scripted(answer: (url: URL, req: Request) => Response) {
+function scripted(
+  answer: (url: URL, req: Request) => Response,
+  routes: Route[] = [],
+) {
   const seen: string[] = [];
   const records: RequestRecord[] = [];
   const cache = new ContentCache();
   const handler = createHandler({
     upstream: "https://fakeacr.azurecr.io",
     defaultRoute: { registry: "docker.io", prefix: "hub" },
+    routes,
     mode: "inject",
     cache,
     fetch: ((input: Request | URL | string, init?: RequestInit) => {
@@ -201,4 +206,56 @@ Deno.test("small blobs by digest are cached; redirected blobs are not", async ()
     assert.equal(res.status, 307);
   }
   assert.equal(seen.length, 3);
+});
+
+Deno.test("routes that share a registry name never share cached answers", async () => {
+  const body = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(body);
+  // `hub` has the manifest, `team` does not.
+  const { handler, seen } = scripted(
+    (url) =>
+      url.pathname.startsWith("/v2/hub/")
+        ? new Response(body, { headers: { "content-type": OCI_MANIFEST } })
+        : new Response('{"errors":[]}', { status: 404 }),
+    [{ registry: "docker.io", prefix: "team" }],
+  );
+  const viaDefault = `/v2/library/app/manifests/${digest}`;
+  const viaNs = `${viaDefault}?ns=docker.io`;
+
+  assert.equal((await get(handler, viaDefault)).res.status, 200);
+  assert.equal((await get(handler, viaNs)).res.status, 404);
+  assert.equal((await get(handler, viaDefault)).res.status, 200);
+  assert.equal((await get(handler, viaNs)).res.status, 404);
+  assert.deepEqual(seen, [
+    `GET /v2/hub/library/app/manifests/${digest}`,
+    `GET /v2/team/library/app/manifests/${digest}`,
+    `GET /v2/team/library/app/manifests/${digest}`,
+  ]);
+});
+
+Deno.test("referrers, long Accept values and unknown digest algorithms are answered but not cached", async () => {
+  const body = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(body);
+  const { handler, seen, cache } = scripted(() =>
+    new Response(body, { headers: { "content-type": OCI_MANIFEST } })
+  );
+  const long = {
+    accept: Array(80).fill(OCI_MANIFEST).map((t, i) => `${t}${i}`).join(","),
+  };
+  const odd = `constructor:${"a".repeat(64)}`;
+
+  for (let i = 0; i < 2; i++) {
+    assert.equal(
+      (await get(handler, `/v2/x/referrers/${digest}`)).res.status,
+      200,
+    );
+    assert.equal(
+      (await get(handler, `/v2/x/manifests/${digest}`, { headers: long })).res
+        .status,
+      200,
+    );
+    assert.equal((await get(handler, `/v2/x/blobs/${odd}`)).res.status, 200);
+  }
+  assert.equal(seen.length, 6);
+  assert.equal(cache.size, 0);
 });

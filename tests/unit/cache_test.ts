@@ -10,6 +10,13 @@ import { digestOf } from "../_fixtures.ts";
 
 const enc = new TextEncoder();
 
+/** What an entry should cost: body, key and headers, plus 256 bytes. */
+function cost(key: string, a: CachedAnswer): number {
+  let n = 256 + a.body.length + key.length * 2;
+  for (const [k, v] of a.headers) n += (k.length + v.length) * 2;
+  return n;
+}
+
 async function answer(
   text: string,
 ): Promise<{ digest: string; answer: CachedAnswer }> {
@@ -37,6 +44,13 @@ Deno.test("digestMatches() confirms sha256 and sha512 and nothing else", async (
     false,
   );
   assert.equal(await digestMatches(sha256.slice(0, -1), body), false);
+  for (const inherited of ["constructor", "__proto__", "toString"]) {
+    assert.equal(
+      await digestMatches(`${inherited}:${"a".repeat(64)}`, body),
+      false,
+      inherited,
+    );
+  }
 });
 
 Deno.test("acceptKey() ignores order, case, parameters and repeats", () => {
@@ -47,6 +61,12 @@ Deno.test("acceptKey() ignores order, case, parameters and repeats", () => {
     "application/a,application/b",
   );
   assert.notEqual(acceptKey("application/a"), acceptKey("application/b"));
+  assert.equal(
+    acceptKey("application/a;q=0, application/b, application/c; Q = 0.00"),
+    "application/b",
+    "types refused with q=0 are not part of the key",
+  );
+  assert.equal(acceptKey("application/a;q=0.01"), "application/a");
 });
 
 Deno.test("ContentCache stores only bodies that hash to the digest", async () => {
@@ -60,7 +80,7 @@ Deno.test("ContentCache stores only bodies that hash to the digest", async () =>
 
   assert.equal(await cache.put("k", good.digest, good.answer), true);
   assert.deepEqual(cache.get("k"), good.answer);
-  assert.equal(cache.bytes, "manifest".length);
+  assert.equal(cache.bytes, cost("k", good.answer));
 });
 
 Deno.test("ContentCache expires entries after the time to live", async () => {
@@ -78,8 +98,8 @@ Deno.test("ContentCache expires entries after the time to live", async () => {
 });
 
 Deno.test("ContentCache evicts the least recently used within its byte budget", async () => {
-  const cache = new ContentCache({ maxBytes: 10 });
   const a = await answer("aaaa");
+  const cache = new ContentCache({ maxBytes: 2 * cost("a", a.answer) + 10 });
   const b = await answer("bbbb");
   const c = await answer("cccc");
   await cache.put("a", a.digest, a.answer);
@@ -90,11 +110,11 @@ Deno.test("ContentCache evicts the least recently used within its byte budget", 
   assert.ok(cache.get("a"));
   assert.equal(cache.get("b"), undefined);
   assert.ok(cache.get("c"));
-  assert.equal(cache.bytes, 8);
+  assert.equal(cache.bytes, 2 * cost("a", a.answer));
 });
 
 Deno.test("ContentCache refuses bodies over its limits and counts a replaced key once", async () => {
-  const cache = new ContentCache({ maxBytes: 100, maxEntryBytes: 4 });
+  const cache = new ContentCache({ maxBytes: 10_000, maxEntryBytes: 4 });
   const big = await answer("12345");
   assert.equal(await cache.put("big", big.digest, big.answer), false);
 
@@ -102,7 +122,7 @@ Deno.test("ContentCache refuses bodies over its limits and counts a replaced key
   await cache.put("k", small.digest, small.answer);
   await cache.put("k", small.digest, small.answer);
   assert.equal(cache.size, 1);
-  assert.equal(cache.bytes, 4);
+  assert.equal(cache.bytes, cost("k", small.answer));
 
   const off = new ContentCache({ ttlMs: 0 });
   assert.equal(await off.put("k", small.digest, small.answer), false);
@@ -125,7 +145,7 @@ Deno.test("ContentCache keeps its byte count exact and within budget (property)"
   );
   await fc.assert(
     fc.asyncProperty(
-      fc.integer({ min: 0, max: 40 }),
+      fc.integer({ min: 0, max: 1200 }),
       fc.array(op, { maxLength: 60 }),
       async (maxBytes, ops) => {
         let now = 0;
@@ -141,10 +161,10 @@ Deno.test("ContentCache keeps its byte count exact and within budget (property)"
           } else if (o.put) {
             const { digest, answer: a } = bodies[o.body!]!;
             const stored = await cache.put(`k${o.key}`, digest, a);
-            assert.equal(stored, a.body.length <= maxBytes);
+            assert.equal(stored, cost(`k${o.key}`, a) <= maxBytes);
             if (stored) {
               model.set(`k${o.key}`, {
-                size: a.body.length,
+                size: cost(`k${o.key}`, a),
                 expires: now + 1000,
               });
             }
@@ -153,7 +173,7 @@ Deno.test("ContentCache keeps its byte count exact and within budget (property)"
             const m = model.get(`k${o.key}`);
             if (got) {
               assert.ok(m && m.expires > now, "only live entries are served");
-              assert.equal(got.body.length, m.size);
+              assert.equal(cost(`k${o.key}`, got), m.size);
             }
           }
           let held = 0;
@@ -168,4 +188,14 @@ Deno.test("ContentCache keeps its byte count exact and within budget (property)"
     ),
     { numRuns: 200 },
   );
+});
+
+Deno.test("ContentCache bounds memory whatever the keys: empty bodies and long keys count", async () => {
+  const empty = await answer("");
+  const cache = new ContentCache({ maxBytes: 64 * 1024 });
+  for (let i = 0; i < 1500; i++) {
+    await cache.put(`${i}:${"x".repeat(8000)}`, empty.digest, empty.answer);
+  }
+  assert.ok(cache.bytes <= 64 * 1024, String(cache.bytes));
+  assert.ok(cache.size <= 4, String(cache.size));
 });
