@@ -3,7 +3,6 @@
  *
  * ```sh
  * deno serve --parallel --host 127.0.0.1 --port 8080 \
- *   --v8-flags=--max-semi-space-size=1,--no-concurrent-array-buffer-sweeping \
  *   --allow-net --allow-env --allow-sys=uid,osRelease \
  *   --allow-run=az --allow-read=$(command -v az) \
  *   serve.ts --upstream-domain example.azurecr.io --upstream-prefix hub

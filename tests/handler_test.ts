@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHandler } from "../src/handler.ts";
 import { digestOf, makeRig, STORAGE } from "./_fixtures.ts";
 
 const PROXY = "http://127.0.0.1:8080";
@@ -350,4 +351,49 @@ Deno.test("createHandler() serves ns=docker.io from the default route", async ()
     challenge.headers.get("www-authenticate")!,
     /realm="http:\/\/127\.0\.0\.1:8080\/token\/docker\.io"/,
   );
+});
+
+Deno.test("a streamed byte body is passed on whole, in chunks of at most 16 KiB", async () => {
+  const size = 1 << 20;
+  const data = crypto.getRandomValues(new Uint8Array(65536));
+  const digest = "sha256:" + "0".repeat(64);
+  const handler = createHandler({
+    upstream: "https://fakeacr.azurecr.io",
+    defaultRoute: { registry: "docker.io", prefix: "hub" },
+    fetch: (() => {
+      let sent = 0;
+      // A byte stream, as fetch bodies are, handing out 64 KiB at a time.
+      const body = new ReadableStream({
+        type: "bytes",
+        pull(controller): void {
+          if (sent === size) {
+            // A byte source hands back a pending reader's buffer on close.
+            controller.close();
+            return controller.byobRequest?.respond(0);
+          }
+          controller.enqueue(data.slice());
+          sent += data.length;
+        },
+      });
+      return Promise.resolve(
+        new Response(body, { headers: { "content-length": String(size) } }),
+      );
+    }) as typeof fetch,
+  });
+
+  const res = await handler.fetch(
+    new Request(`${PROXY}/v2/x/blobs/${digest}`),
+  );
+  let total = 0;
+  let largest = 0;
+  for await (const chunk of res.body!) {
+    assert.deepEqual(
+      chunk,
+      data.subarray(total % data.length, total % data.length + chunk.length),
+    );
+    total += chunk.length;
+    largest = Math.max(largest, chunk.length);
+  }
+  assert.equal(total, size);
+  assert.equal(largest, 16 * 1024);
 });

@@ -12,6 +12,7 @@ export const CONTENDER_IDS = [
   "go",
   "naive",
   "acr",
+  "acr-streaming",
   "acr-parallel",
 ] as const;
 
