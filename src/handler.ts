@@ -230,10 +230,16 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       options.onRequest?.(record);
     };
     // Only upstream bodies that stream are watched; everything else is
-    // already complete and its length known.
-    if (!response.body || !upstreamAbort) {
+    // already complete and its length known. Reading `response.body` of
+    // those would turn their bytes into a stream that Deno then pumps
+    // through JavaScript, so it is not touched.
+    if (!upstreamAbort) {
       const length = Number(response.headers.get("content-length"));
-      done(request.method === "HEAD" || !response.body ? 0 : length || 0);
+      done(request.method === "HEAD" ? 0 : length || 0);
+      return response;
+    }
+    if (!response.body) {
+      done(0);
       return response;
     }
     const body = watchBody(response.body, idleTimeoutMs, done, upstreamAbort);
