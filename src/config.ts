@@ -465,7 +465,8 @@ export function parseListenAddress(
 }
 
 /**
- * Parses a duration: seconds as a number, or with an `ms`, `s` or `m` unit.
+ * Parses a duration: seconds as a number, or with an `ms`, `s`, `m` or `h`
+ * unit.
  *
  * @param text The duration.
  * @param flag The flag it came from, for the error message.
@@ -480,17 +481,18 @@ export function parseListenAddress(
  * ```
  */
 export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) {
     throw new ConfigError(
       `--${flag} ${
         JSON.stringify(text)
-      } is not a duration: use seconds such as 30, or 500ms, 30s, 2m`,
+      } is not a duration: use seconds such as 30, or 500ms, 30s, 2m, 1h`,
     );
   }
   const n = Number(m[1]);
   const unit = m[2] ?? "s";
-  return Math.round(n * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000));
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  return Math.round(n * scale);
 }
 
 function envBoolean(text: string | undefined): boolean {

@@ -241,7 +241,9 @@ export class ProxyMetrics {
     );
 
     lines.push(
-      `# HELP ${METRIC_NAMES[8]} Body bytes held by the content cache.`,
+      `# HELP ${
+        METRIC_NAMES[8]
+      } Bytes held by the content cache (bodies, keys, headers).`,
     );
     lines.push(`# TYPE ${METRIC_NAMES[8]} gauge`);
     lines.push(`${METRIC_NAMES[8]} ${this.#contentBytes?.() ?? 0}`);

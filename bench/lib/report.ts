@@ -396,7 +396,8 @@ export function summary(report: RunReport): string {
 function workloadsSection(o: BenchOptions): string {
   const mib = (n: number): string => `${(n / MIB).toFixed(0)} MiB`;
   return [
-    `- Gate: GET and HEAD of the manifest (by tag) and of one ` +
+    `- Gate: GET and HEAD of the manifest (by tag, then twice by digest) ` +
+    `and of one ` +
     `${mib(o.parallelBlobBytes)} blob with curl, sending ` +
     "`Accept-Encoding: gzip`; body sha256, `Docker-Content-Digest`, " +
     "`Content-Length` and `Content-Type` must equal the upstream's, " +

@@ -12,6 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { ContentCache } from "../../src/cache.ts";
 import { createHandler } from "../../src/handler.ts";
 import { AccessTokenCache, RefreshTokenSource } from "../../src/tokens.ts";
 import { FakeAcr } from "./fake_acr.ts";
@@ -67,11 +68,14 @@ const handler = createHandler({
     service: "fakeacr.azurecr.io",
     refreshToken: () => refresh.token(),
   }),
+  cache: new ContentCache(),
   onRequest: (r) =>
     say(
       `  ${r.method} ${r.kind} ${
         r.name ?? ""
-      } -> ${r.status} (${r.bytes} bytes)`,
+      } -> ${r.status} (${r.bytes} bytes${
+        r.content === "hit" ? ", from the content cache" : ""
+      })`,
     ),
 });
 let proxy: Deno.HttpServer;

@@ -385,7 +385,7 @@ const REFUSED: { name: string; args: string[]; env?: Env; match: RegExp }[] = [
     env: { ACR_CACHE_PROXY_ROUTES: "ghcr.io=ghcr,oops" },
     match: /--route/,
   },
-  ...["", "1h", "-1", "abc", "1.", "s", "10 s"].map((d) => ({
+  ...["", "1d", "-1", "abc", "1.", "s", "10 s", "1h30m"].map((d) => ({
     name: `the duration ${JSON.stringify(d)}`,
     args: [...UP, "--shutdown-grace", d],
     match: /--shutdown-grace/,
@@ -531,9 +531,11 @@ Deno.test("parseDuration() reads seconds and ms/s/m units", () => {
   for (const [text, want] of DURATIONS) {
     assert.equal(parseDuration(text, "x"), want, text);
   }
-  assert.throws(() => parseDuration("1h", "idle-timeout"), {
+  assert.equal(parseDuration("1h", "x"), 3_600_000);
+  assert.equal(parseDuration("1.5h", "x"), 5_400_000);
+  assert.throws(() => parseDuration("1d", "idle-timeout"), {
     name: "ConfigError",
-    message: /--idle-timeout "1h"/,
+    message: /--idle-timeout "1d" is not a duration: .*1h/,
   });
 });
 
