@@ -180,9 +180,7 @@ export async function createApp(config: Config): Promise<App> {
     // so start-up, shutdown and exit messages are never held back.
     if (msg === "request" && level !== "error") return stdout.add(line);
     stdout.flush();
-    (level === "error" ? stderr : stdout).add(line);
-    stdout.flush();
-    stderr.flush();
+    (level === "error" ? stderr : stdout).write(line);
   };
   const fail = (code: number, message: string): never => {
     log("error", message);
@@ -243,15 +241,13 @@ export async function createApp(config: Config): Promise<App> {
       .catch(() => log("warn", "the upstream did not answer a health probe"));
   }, PROBE_INTERVAL_MS);
 
-  let cache: ContentCache | undefined;
-  if (config.cacheBytes > 0) {
-    const content = new ContentCache({
+  const cache = config.cacheBytes > 0
+    ? new ContentCache({
       maxBytes: config.cacheBytes,
       ttlMs: config.cacheTtlMs,
-    });
-    metrics.watchContentBytes(() => content.bytes);
-    cache = content;
-  }
+    })
+    : undefined;
+  if (cache) metrics.watchContentBytes(() => cache.bytes);
 
   const handler = createHandler({
     upstream: config.upstream,
@@ -422,6 +418,8 @@ interface LineBatch {
   add(line: string): void;
   /** Writes every queued line now. */
   flush(): void;
+  /** Writes the queued lines and this one now. */
+  write(line: string): void;
 }
 
 // One write per turn of the event loop (or per 256 lines) instead of one
@@ -456,6 +454,10 @@ function batchedLines(
       else timer ??= setTimeout(flush, 0);
     },
     flush,
+    write(line: string): void {
+      pending.push(line);
+      flush();
+    },
   };
 }
 

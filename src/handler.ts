@@ -26,6 +26,7 @@ import {
   toUpstreamName,
 } from "./names.ts";
 import {
+  asksForPart,
   clientResponseHeaders,
   type RewriteContext,
   rewriteErrorBody,
@@ -853,15 +854,9 @@ function contentKey(
   if (api.kind !== "manifests" && api.kind !== "blobs") return undefined;
   if (!isValidDigest(api.reference)) return undefined;
 
-  const h = request.headers;
-  if (
-    h.has("range") || h.has("if-none-match") || h.has("if-modified-since") ||
-    h.has("if-match") || h.has("if-range")
-  ) {
-    return undefined;
-  }
+  if (asksForPart(request.headers)) return undefined;
 
-  const accept = acceptKey(h.get("accept"));
+  const accept = acceptKey(request.headers.get("accept"));
   if (accept.length > MAX_ACCEPT_KEY) return undefined;
   return {
     key: `${upstreamName}\n${api.kind}\n${api.reference}\n${accept}`,

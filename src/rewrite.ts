@@ -28,17 +28,42 @@ export interface RewriteContext {
   tagList?: string;
 }
 
-// Request headers worth passing upstream. Everything else (cookies,
-// forwarding headers, the client's own Authorization) stays behind.
-const FORWARDED_REQUEST_HEADERS = [
-  "accept",
+// Request headers that ask for part of an answer, or for it only under a
+// condition.
+const PARTIAL_REQUEST_HEADERS = [
   "if-match",
   "if-modified-since",
   "if-none-match",
   "if-range",
   "range",
+];
+
+// Request headers worth passing upstream. Everything else (cookies,
+// forwarding headers, the client's own Authorization) stays behind.
+const FORWARDED_REQUEST_HEADERS = [
+  "accept",
+  ...PARTIAL_REQUEST_HEADERS,
   "user-agent",
 ];
+
+/**
+ * Tells whether a request asks for part of an answer (`Range`) or for it
+ * only under a condition (`If-*`), rather than for the whole answer.
+ *
+ * @param headers The client's request headers.
+ * @returns Whether any such header is present.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { asksForPart } from "./rewrite.ts";
+ * assert(asksForPart(new Headers({ range: "bytes=0-9" })));
+ * assert(!asksForPart(new Headers({ accept: "*\/*" })));
+ * ```
+ */
+export function asksForPart(headers: Headers): boolean {
+  return PARTIAL_REQUEST_HEADERS.some((name) => headers.has(name));
+}
 
 // RFC 9110 section 7.6.1 hop-by-hop headers, plus ones the proxy sets.
 const DROPPED_RESPONSE_HEADERS = new Set([
