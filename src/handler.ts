@@ -9,6 +9,7 @@
 
 import { acceptKey, type ContentCache } from "./cache.ts";
 import { formatChallenge } from "./challenge.ts";
+import { Deadlines } from "./deadlines.ts";
 import { API_VERSION_HEADER, errorReason, registryError } from "./errors.ts";
 import { type Grant, GrantSigner } from "./grant.ts";
 import type { ProxyMetrics } from "./metrics.ts";
@@ -188,6 +189,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   const grantTtl = options.grantTtlSeconds ?? 900;
   const signer = new GrantSigner(
     options.grantSecret ?? crypto.getRandomValues(new Uint8Array(32)),
+  );
+  // Checked a few times per timeout: a timeout fires at most an eighth of
+  // itself (and never more than a second) late.
+  const deadlines = new Deadlines(
+    Math.min(1000, Math.max(5, Math.min(headerTimeoutMs, idleTimeoutMs) / 8)),
   );
   const metrics = options.metrics;
   const cache = options.cache;
@@ -759,7 +765,10 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     // unknown length streams.
     const declared = Number(out.get("content-length") ?? NaN);
     if (!head && up.body && declared <= MAX_BUFFERED_BODY) {
-      const timer = setTimeout(() => attempt.abort.abort(), idleTimeoutMs);
+      const cancel = deadlines.after(
+        idleTimeoutMs,
+        () => attempt.abort.abort(),
+      );
       try {
         const bytes = new Uint8Array(await up.arrayBuffer());
         if (bytes.length !== declared) throw new Error("short body");
@@ -784,7 +793,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
           ),
         };
       } finally {
-        clearTimeout(timer);
+        cancel();
       }
     }
 
@@ -811,10 +820,10 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     // signal costs every request, and the header timeout bounds the wait.
     const abort = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const cancel = deadlines.after(headerTimeoutMs, () => {
       timedOut = true;
       abort.abort(new DOMException("upstream timeout", "TimeoutError"));
-    }, headerTimeoutMs);
+    });
     const started = now();
     try {
       const response = await fetchFn(target, {
@@ -830,7 +839,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
         failure: timedOut ? "upstream timeout" : "upstream unreachable",
       };
     } finally {
-      clearTimeout(timer);
+      cancel();
     }
   }
 }

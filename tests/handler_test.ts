@@ -397,3 +397,48 @@ Deno.test("a streamed byte body is passed on whole, in chunks of at most 16 KiB"
   assert.equal(total, size);
   assert.equal(largest, 16 * 1024);
 });
+
+Deno.test("an upstream that sends no headers in time is answered 504, one that stalls a manifest body 502", async () => {
+  const digest = "sha256:" + "0".repeat(64);
+  const aborted: string[] = [];
+  const stalled = (init?: RequestInit, head = false): Promise<Response> =>
+    new Promise((resolve, reject) => {
+      init?.signal?.addEventListener("abort", () => {
+        aborted.push(head ? "headers" : "body");
+        reject(init.signal!.reason);
+      });
+      if (head) return;
+      // Headers promise ten bytes; the body never delivers them.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller): void {
+          init?.signal?.addEventListener(
+            "abort",
+            () => controller.error(init.signal!.reason),
+          );
+        },
+      });
+      resolve(new Response(body, { headers: { "content-length": "10" } }));
+    });
+  const handler = (stall: "headers" | "body") =>
+    createHandler({
+      upstream: "https://fakeacr.azurecr.io",
+      headerTimeoutMs: 60,
+      idleTimeoutMs: 60,
+      fetch: ((_url: string, init?: RequestInit) =>
+        stalled(init, stall === "headers")) as typeof fetch,
+    });
+
+  for (const stall of ["headers", "body"] as const) {
+    const started = Date.now();
+    const res = await handler(stall).fetch(
+      new Request(`${PROXY}/v2/x/manifests/${digest}`),
+    );
+    const took = Date.now() - started;
+    const body = await res.json();
+    assert.equal(res.status, stall === "headers" ? 504 : 502, stall);
+    assert.equal(body.errors[0].code, "UNKNOWN");
+    assert.ok(took >= 60, `${stall}: answered after ${took} ms`);
+    assert.ok(took < 1000, `${stall}: answered after ${took} ms`);
+  }
+  assert.deepEqual(aborted, ["headers", "body"]);
+});
