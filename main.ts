@@ -21,7 +21,6 @@ import {
   parseInvocation,
 } from "./src/config.ts";
 import { discoverUpstream, DiscoveryError } from "./src/discover.ts";
-import { entraTokenProvider, explainSignInFailure } from "./src/entra.ts";
 import {
   createHandler,
   type ProxyHandler,
@@ -296,6 +295,11 @@ async function signIn(
   log: (level: LogLevel, msg: string, fields?: LogFields) => void,
   fail: (code: number, message: string) => never,
 ): Promise<RefreshTokenSource> {
+  // The Azure SDK is loaded only when a credential is needed: it is most of
+  // the proxy's idle memory, and an anonymous upstream never uses it.
+  const { entraTokenProvider, explainSignInFailure } = await import(
+    "./src/entra.ts"
+  );
   let getEntraToken;
   try {
     getEntraToken = entraTokenProvider(config.entraScope);

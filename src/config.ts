@@ -40,7 +40,7 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Longest wait for upstream response headers. */
   readonly headerTimeoutMs: number;
-  /** Longest pause inside an upstream body. */
+  /** Longest pause inside an upstream body; 0 when there is no limit. */
   readonly idleTimeoutMs: number;
   /** Memory for answers fetched by digest, in bytes; 0 turns it off. */
   readonly cacheBytes: number;
@@ -191,7 +191,8 @@ export const FLAGS: readonly FlagSpec[] = [
     kind: "string",
     value: "DURATION",
     default: "60s",
-    help: "longest pause inside a streamed upstream body",
+    help:
+      "longest pause inside a streamed upstream body (0: no limit, and bodies are piped natively)",
   },
   {
     name: "cache-size",
@@ -423,7 +424,7 @@ function buildConfig(
       "shutdown-grace",
     ),
     headerTimeoutMs: positive(value("header-timeout")!, "header-timeout"),
-    idleTimeoutMs: positive(value("idle-timeout")!, "idle-timeout"),
+    idleTimeoutMs: positiveOrOff(value("idle-timeout")!, "idle-timeout"),
     cacheBytes: parseSize(value("cache-size")!, "cache-size"),
     cacheTtlMs: positive(value("cache-ttl")!, "cache-ttl"),
     trustForwarded: raw.has("trust-forwarded")
@@ -539,6 +540,19 @@ function positive(text: string, flag: string): number {
   const ms = parseDuration(text, flag);
   if (ms < 1) {
     throw new ConfigError(`--${flag} must be longer than zero, such as 30s`);
+  }
+  return ms;
+}
+
+// A duration that may also be exactly zero, which turns the limit off;
+// one that rounds down to zero (such as 0.1ms) is refused, not taken as off.
+function positiveOrOff(text: string, flag: string): number {
+  const ms = parseDuration(text, flag);
+  if (ms === 0 && /^0*(?:\.0*)?(ms|s|m|h)?$/.test(text.trim())) return 0;
+  if (ms < 1) {
+    throw new ConfigError(
+      `--${flag} must be longer than zero, such as 30s, or 0 to turn it off`,
+    );
   }
   return ms;
 }

@@ -259,3 +259,64 @@ Deno.test("referrers, long Accept values and unknown digest algorithms are answe
   assert.equal(seen.length, 6);
   assert.equal(cache.size, 0);
 });
+
+Deno.test("concurrent misses for one digest reach the upstream once; answers not stored are not shared", async () => {
+  const manifest = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(manifest);
+  const missing = "sha256:" + "9".repeat(64);
+  let calls = 0;
+  let held = true;
+  let release = (): void => {};
+  const open = (): void => {
+    held = false;
+    release();
+  };
+  const handler = createHandler({
+    upstream: "https://fakeacr.azurecr.io",
+    defaultRoute: { registry: "docker.io", prefix: "hub" },
+    cache: new ContentCache(),
+    fetch: (async (url: string) => {
+      calls++;
+      // Held answers all go out at once, when the test opens the gate.
+      if (held) {
+        await new Promise<void>((resolve) => {
+          const before = release;
+          release = () => (before(), resolve());
+        });
+      }
+      return url.endsWith(digest)
+        ? new Response(manifest.slice(), {
+          headers: {
+            "content-type": OCI_MANIFEST,
+            "content-length": String(manifest.length),
+            "docker-content-digest": digest,
+          },
+        })
+        : new Response(null, { status: 404 });
+    }) as typeof fetch,
+  });
+  const many = async (reference: string, n: number) => {
+    const answers = Array.from(
+      { length: n },
+      () => get(handler, `/v2/library/a/manifests/${reference}`),
+    );
+    // Let every request reach the point where it fetches or waits.
+    held = true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    open();
+    return await Promise.all(answers);
+  };
+
+  const found = await many(digest, 5);
+  assert.equal(calls, 1);
+  for (const { res, body } of found) {
+    assert.equal(res.status, 200);
+    assert.deepEqual(body, manifest);
+  }
+
+  calls = 0;
+  const notFound = await many(missing, 3);
+  for (const { res } of notFound) assert.equal(res.status, 404);
+  // The first 404 is not stored: those waiting on it ask for themselves.
+  assert.equal(calls, 3);
+});

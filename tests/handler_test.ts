@@ -442,3 +442,32 @@ Deno.test("an upstream that sends no headers in time is answered 504, one that s
   }
   assert.deepEqual(aborted, ["headers", "body"]);
 });
+
+Deno.test("with no idle limit a streamed body is handed on untouched and the request counts as done at once", async () => {
+  const size = 1 << 20;
+  const upstreamBody = new ReadableStream<Uint8Array>({
+    pull(controller): void {
+      controller.enqueue(new Uint8Array(size));
+      controller.close();
+    },
+  });
+  const records: { status: number; bytes: number }[] = [];
+  const handler = createHandler({
+    upstream: "https://fakeacr.azurecr.io",
+    idleTimeoutMs: 0,
+    onRequest: (r) => records.push({ status: r.status, bytes: r.bytes }),
+    fetch: (() =>
+      Promise.resolve(
+        new Response(upstreamBody, {
+          headers: { "content-length": String(size) },
+        }),
+      )) as typeof fetch,
+  });
+
+  const res = await handler.fetch(
+    new Request(`${PROXY}/v2/x/blobs/sha256:${"0".repeat(64)}`),
+  );
+  assert.equal(res.body, upstreamBody, "the runtime gets the upstream stream");
+  assert.deepEqual(records, [{ status: 200, bytes: size }]);
+  assert.equal((await res.arrayBuffer()).byteLength, size);
+});

@@ -204,9 +204,9 @@ const BAD_CONFIG: [string, string[], RegExp][] = [
   ["zero timeout", [
     "--upstream-domain",
     "x.azurecr.io",
-    "--idle-timeout",
+    "--header-timeout",
     "0",
-  ], /--idle-timeout must be longer than zero/],
+  ], /--header-timeout must be longer than zero/],
   ["bad auth mode", [
     "--upstream-domain",
     "x.azurecr.io",

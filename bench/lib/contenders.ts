@@ -256,18 +256,22 @@ async function productUnavailable(): Promise<string | null> {
 
 /**
  * V8 flags the README offers for proxies that stream layers: a young
- * generation of 1 MiB collects dead 64 KiB stream buffers early, and
+ * generation of 1 MiB collects dead 16 KiB stream buffers early, and
  * sweeping them inside the pause returns them at once. They cost CPU on
  * small requests (more scavenges), so they are not the default.
  */
 export const STREAMING_V8_FLAGS =
   "--v8-flags=--max-semi-space-size=1,--no-concurrent-array-buffer-sweeping";
 
-/** acr-cache-proxy under `deno run`, with extra Deno flags if given. */
+/**
+ * acr-cache-proxy under `deno run`, with extra Deno flags and proxy flags if
+ * given.
+ */
 function productContender(
   id: ContenderId,
   label: string,
   denoFlags: readonly string[],
+  proxyFlags: readonly string[] = [],
 ): Contender {
   return {
     id,
@@ -291,6 +295,7 @@ function productContender(
           UPSTREAM_PREFIX,
           "--listen-address",
           `127.0.0.1:${port}`,
+          ...proxyFlags,
         ],
         env: denoEnv(),
         clearEnv: true,
@@ -305,6 +310,12 @@ const productStreaming = productContender(
   "acr-streaming",
   "acr-cache-proxy (streaming V8 flags)",
   [STREAMING_V8_FLAGS],
+);
+const productNative = productContender(
+  "acr-native",
+  "acr-cache-proxy (--idle-timeout 0)",
+  [],
+  ["--idle-timeout", "0"],
 );
 
 const productParallel: Contender = {
@@ -357,5 +368,6 @@ export const CONTENDERS: readonly Contender[] = [
   naive,
   product,
   productStreaming,
+  productNative,
   productParallel,
 ];

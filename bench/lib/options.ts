@@ -13,6 +13,7 @@ export const CONTENDER_IDS = [
   "naive",
   "acr",
   "acr-streaming",
+  "acr-native",
   "acr-parallel",
 ] as const;
 

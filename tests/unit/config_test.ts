@@ -598,8 +598,12 @@ Deno.test("parseInvocation() names the variable when a bad value came from it", 
       /^ACR_CACHE_PROXY_TRUST_FORWARDED takes true or false/,
     ],
     [
-      { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" },
-      /^ACR_CACHE_PROXY_IDLE_TIMEOUT must be longer than zero/,
+      { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0.1ms" },
+      /^ACR_CACHE_PROXY_IDLE_TIMEOUT must be longer than zero, such as 30s, or 0 to turn it off/,
+    ],
+    [
+      { ACR_CACHE_PROXY_HEADER_TIMEOUT: "0" },
+      /^ACR_CACHE_PROXY_HEADER_TIMEOUT must be longer than zero/,
     ],
     [
       { ACR_CACHE_PROXY_CACHE_SIZE: "16MB" },
@@ -621,6 +625,23 @@ Deno.test("parseInvocation() names the variable when a bad value came from it", 
     () => parseInvocation([...UP, "--auth-mode", "open"], {}),
     /ConfigError: --auth-mode "open"/,
   );
+});
+
+Deno.test("parseInvocation() takes an idle timeout of exactly zero as no limit", () => {
+  for (const off of ["0", "0s", "0ms", "0.0m", "00"]) {
+    assert.equal(run([...UP, "--idle-timeout", off]).idleTimeoutMs, 0, off);
+  }
+  assert.equal(
+    run(UP, { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" }).idleTimeoutMs,
+    0,
+  );
+  assert.equal(run([...UP, "--idle-timeout", "1ms"]).idleTimeoutMs, 1);
+  for (const bad of ["0.1ms", "0.4ms"]) {
+    assert.throws(() => run([...UP, "--idle-timeout", bad]), {
+      name: "ConfigError",
+      message: /^--idle-timeout must be longer than zero/,
+    }, bad);
+  }
 });
 
 Deno.test("parseSize() takes bytes and binary units up to 4GiB", () => {
