@@ -676,7 +676,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
         const got = await options.tokens.get(scopes);
         token = got.token;
         record.cache ??= got.cached ? "hit" : "miss";
-        headers.set("authorization", `Bearer ${got.token}`);
+        headers.authorization = `Bearer ${got.token}`;
       } catch (e) {
         return tokenFailure(e, record, head);
       }
@@ -838,7 +838,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   async function send(
     request: Request,
     target: string,
-    headers: Headers,
+    headers: Record<string, string>,
     route: string,
   ): Promise<
     { response: Response; abort: AbortController } | { failure: string }
@@ -1076,7 +1076,8 @@ function rawPath(url: string): string {
 
 function headerBytes(headers: Headers): number {
   let n = 0;
-  for (const [k, v] of headers) n += k.length + v.length + 4;
+  // forEach: Deno's Headers iterator costs ten times as much.
+  headers.forEach((v, k) => n += k.length + v.length + 4);
   return n;
 }
 
