@@ -297,9 +297,19 @@ async function signIn(
 ): Promise<RefreshTokenSource> {
   // The Azure SDK is loaded only when a credential is needed: it is most of
   // the proxy's idle memory, and an anonymous upstream never uses it.
-  const { entraTokenProvider, explainSignInFailure } = await import(
-    "./src/entra.ts"
-  );
+  let entra: typeof import("./src/entra.ts");
+  try {
+    entra = await import("./src/entra.ts");
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+    return fail(
+      1,
+      `Could not load the Azure SDK (@azure/identity) to sign in: ${why}; ` +
+        "run the proxy once with access to the npm registry, or use a " +
+        "compiled binary or the container image.",
+    );
+  }
+  const { entraTokenProvider, explainSignInFailure } = entra;
   let getEntraToken;
   try {
     getEntraToken = entraTokenProvider(config.entraScope);

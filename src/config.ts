@@ -192,7 +192,7 @@ export const FLAGS: readonly FlagSpec[] = [
     value: "DURATION",
     default: "60s",
     help:
-      "longest pause inside a streamed upstream body (0: no limit, and bodies are piped natively)",
+      "longest pause inside a streamed upstream body (0: no limit, and such bodies are piped natively)",
   },
   {
     name: "cache-size",

@@ -45,10 +45,11 @@ export class Deadlines {
   /**
    * @param tickMs How often pending deadlines are checked, in milliseconds:
    *   how late one may fire.
-   * @param now The clock, in epoch milliseconds; it must follow real time,
-   *   since the checks run on a real interval.
+   * @param now The clock, in milliseconds; it must follow real time, since
+   *   the checks run on a real interval. The default is monotonic, so a
+   *   stepped wall clock neither fires deadlines early nor holds them.
    */
-  constructor(tickMs: number, now: () => number = Date.now) {
+  constructor(tickMs: number, now: () => number = () => performance.now()) {
     if (!(tickMs > 0)) {
       throw new RangeError(`the tick must be positive, not ${tickMs}`);
     }

@@ -199,11 +199,13 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   // Checked a few times per timeout: a timeout fires at most an eighth of
   // itself (and never more than a second) late.
   const shortest = Math.min(headerTimeoutMs, idleTimeoutMs || Infinity);
-  const deadlines = new Deadlines(Math.min(1000, Math.max(5, shortest / 8)));
+  const tickMs = Math.min(1000, Math.max(5, shortest / 8));
+  const deadlines = new Deadlines(tickMs);
   const metrics = options.metrics;
   const cache = options.cache;
-  // Fetches under way of answers the cache may store, by cache key.
-  const fetching = new Map<string, Promise<void>>();
+  // GETs under way of answers the cache may store, by cache key; each
+  // settles with why it failed, if it did.
+  const fetching = new Map<string, Promise<string | undefined>>();
 
   return { fetch: handle };
 
@@ -437,10 +439,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     if (cache && stored) {
       let hit = cache.get(stored.key);
       const pending = hit ? undefined : fetching.get(stored.key);
-      if (pending) {
-        await pending;
-        hit = cache.get(stored.key);
-      }
+      // A tick longer than the fetch waited for may take to time out, so
+      // that its timeout is seen here rather than raced.
+      const shared = pending &&
+        await waitAtMost(pending, headerTimeoutMs + tickMs);
+      if (pending) hit = cache.get(stored.key);
       metrics?.countContentLookup(hit !== undefined);
       record.content = hit ? "hit" : "miss";
       if (hit) {
@@ -451,6 +454,12 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
           }),
         );
       }
+      // The upstream did not answer the fetch this request waited for in
+      // time; asking again would double the wait for the same answer.
+      if (shared === UPSTREAM_TIMEOUT) {
+        record.error = shared;
+        return reply(upstreamFailure(shared, head));
+      }
     }
 
     // Every part was validated above: the URL is built as one string,
@@ -459,23 +468,38 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       ? "tags/list"
       : `${api.kind}/${api.reference}`;
     const target = `${upstreamOrigin}/v2/${upstreamName}/${tail}${query}`;
-    if (!stored) {
-      return await forward(request, target, upstreamName, ctx, record);
+    if (!stored || head) {
+      return await forward(request, target, upstreamName, ctx, record, stored);
     }
 
-    // Misses for one answer that arrive while it is being fetched wait for
-    // that fetch and are then served from the cache (a node starting many
-    // pods of one image asks for the same manifests at once). When it was
-    // not stored, each asks the upstream itself.
-    let settle = (): void => {};
-    const pending = new Promise<void>((resolve) => settle = resolve);
+    // Misses for one answer that arrive while a GET fetches it wait for
+    // that fetch (up to the header timeout) and are then served from the
+    // cache: a node starting many pods of one image asks for the same
+    // manifests at once. When it was not stored, each asks the upstream
+    // itself, unless the upstream did not answer in time.
+    let settle = (_failure: string | undefined): void => {};
+    const pending = new Promise<string | undefined>((resolve) =>
+      settle = resolve
+    );
     fetching.set(stored.key, pending);
     try {
       return await forward(request, target, upstreamName, ctx, record, stored);
     } finally {
       if (fetching.get(stored.key) === pending) fetching.delete(stored.key);
-      settle();
+      settle(record.error);
     }
+  }
+
+  // Resolves with what `pending` resolves to, or with undefined after `ms`.
+  function waitAtMost<T>(
+    pending: Promise<T>,
+    ms: number,
+  ): Promise<T | undefined> {
+    let cancel = (): void => {};
+    const late = new Promise<undefined>((resolve) =>
+      cancel = deadlines.after(ms, () => resolve(undefined))
+    );
+    return Promise.race([pending, late]).finally(() => cancel());
   }
 
   function reply(response: Response): { response: Response } {
@@ -696,17 +720,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     }
     if ("failure" in attempt) {
       record.error = attempt.failure;
-      const timeout = attempt.failure === "upstream timeout";
-      return {
-        response: registryError(
-          timeout ? 504 : 502,
-          "UNKNOWN",
-          timeout
-            ? "the upstream registry did not answer in time"
-            : "the upstream registry could not be reached",
-          { head },
-        ),
-      };
+      return { response: upstreamFailure(attempt.failure, head) };
     }
 
     const up = attempt.response;
@@ -793,9 +807,12 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     // unknown length streams.
     const declared = Number(out.get("content-length") ?? NaN);
     if (!head && up.body && declared <= MAX_BUFFERED_BODY) {
-      const cancel = idleTimeoutMs
-        ? deadlines.after(idleTimeoutMs, () => attempt.abort.abort())
-        : undefined;
+      // Without an idle limit the header timeout bounds the read: others
+      // may be waiting for this answer.
+      const cancel = deadlines.after(
+        idleTimeoutMs || headerTimeoutMs,
+        () => attempt.abort.abort(),
+      );
       try {
         const bytes = new Uint8Array(await up.arrayBuffer());
         if (bytes.length !== declared) throw new Error("short body");
@@ -820,7 +837,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
           ),
         };
       } finally {
-        cancel?.();
+        cancel();
       }
     }
 
@@ -851,7 +868,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     let timedOut = false;
     const cancel = deadlines.after(headerTimeoutMs, () => {
       timedOut = true;
-      abort.abort(new DOMException("upstream timeout", "TimeoutError"));
+      abort.abort(new DOMException(UPSTREAM_TIMEOUT, "TimeoutError"));
     });
     const started = now();
     try {
@@ -865,7 +882,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       return { response, abort };
     } catch {
       return {
-        failure: timedOut ? "upstream timeout" : "upstream unreachable",
+        failure: timedOut ? UPSTREAM_TIMEOUT : "upstream unreachable",
       };
     } finally {
       cancel();
@@ -907,6 +924,21 @@ function contentKey(
 function hasClientLinks(headers: Headers): boolean {
   return headers.has("location") || headers.has("link") ||
     headers.has("www-authenticate");
+}
+
+// Why a request failed when the upstream sent no headers in time.
+const UPSTREAM_TIMEOUT = "upstream timeout";
+
+function upstreamFailure(failure: string, head: boolean): Response {
+  const timeout = failure === UPSTREAM_TIMEOUT;
+  return registryError(
+    timeout ? 504 : 502,
+    "UNKNOWN",
+    timeout
+      ? "the upstream registry did not answer in time"
+      : "the upstream registry could not be reached",
+    { head },
+  );
 }
 
 function tokenFailure(

@@ -320,3 +320,117 @@ Deno.test("concurrent misses for one digest reach the upstream once; answers not
   // The first 404 is not stored: those waiting on it ask for themselves.
   assert.equal(calls, 3);
 });
+
+/**
+ * A handler with a content cache over an upstream scripted per call: the
+ * n-th upstream request gets `script[n]`'s answer ("stall" never answers,
+ * "stall-body" sends headers and a body that never ends).
+ */
+function scriptedCalls(
+  script: ("ok" | "stall" | "stall-body")[],
+  manifest: Uint8Array,
+  timeouts: { headerTimeoutMs: number; idleTimeoutMs: number },
+) {
+  const calls: string[] = [];
+  const handler = createHandler({
+    upstream: "https://fakeacr.azurecr.io",
+    cache: new ContentCache(),
+    ...timeouts,
+    fetch: ((_url: string, init: RequestInit) => {
+      const what = script[calls.length] ?? "ok";
+      calls.push(`${init.method} ${what}`);
+      const headers = {
+        "content-type": OCI_MANIFEST,
+        "content-length": String(manifest.length),
+      };
+      if (what === "ok") {
+        return Promise.resolve(new Response(manifest.slice(), { headers }));
+      }
+      return new Promise((resolve, reject) => {
+        const signal = init.signal!;
+        if (what === "stall") {
+          signal.addEventListener("abort", () => reject(signal.reason));
+          return;
+        }
+        const body = new ReadableStream<Uint8Array>({
+          start(controller): void {
+            signal.addEventListener(
+              "abort",
+              () => controller.error(signal.reason),
+            );
+          },
+        });
+        resolve(new Response(body, { headers }));
+      });
+    }) as typeof fetch,
+  });
+  return { handler, calls };
+}
+
+Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is shared, a stall is waited out once", async () => {
+  const manifest = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(manifest);
+  const path = `/v2/library/a/manifests/${digest}`;
+  const timeouts = { headerTimeoutMs: 100, idleTimeoutMs: 1_000 };
+
+  // A stalled HEAD cannot fill the cache: a GET beside it does not wait.
+  {
+    const { handler, calls } = scriptedCalls(
+      ["stall", "ok"],
+      manifest,
+      timeouts,
+    );
+    const headAnswer = get(handler, path, { method: "HEAD" });
+    const started = Date.now();
+    const { res, body } = await get(handler, path);
+    const took = Date.now() - started;
+    assert.ok(took < 100, `the GET waited ${took} ms for the HEAD`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(body, manifest);
+    assert.deepEqual(calls, ["HEAD stall", "GET ok"]);
+    assert.equal((await headAnswer).res.status, 504);
+  }
+
+  // The upstream did not answer the first GET in time: those that waited
+  // for it get the same 504 instead of asking again.
+  {
+    const { handler, calls } = scriptedCalls(["stall"], manifest, timeouts);
+    const answers = await Promise.all([1, 2, 3].map(() => get(handler, path)));
+    assert.deepEqual(answers.map(({ res }) => res.status), [504, 504, 504]);
+    assert.deepEqual(calls, ["GET stall"]);
+  }
+
+  // The first GET's body stalls (idle limit 1 s): another waits for it at
+  // most the header timeout, then fetches for itself.
+  {
+    const { handler, calls } = scriptedCalls(
+      ["stall-body", "ok"],
+      manifest,
+      timeouts,
+    );
+    const first = get(handler, path);
+    const started = Date.now();
+    const { res, body } = await get(handler, path);
+    const took = Date.now() - started;
+    assert.equal(res.status, 200);
+    assert.deepEqual(body, manifest);
+    assert.ok(took >= 100 && took < 900, `waited ${took} ms`);
+    assert.deepEqual(calls, ["GET stall-body", "GET ok"]);
+    assert.equal((await first).res.status, 502);
+  }
+});
+
+Deno.test("with no idle limit a manifest body that stalls is cut off after the header timeout", async () => {
+  const manifest = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(manifest);
+  const { handler, calls } = scriptedCalls(["stall-body"], manifest, {
+    headerTimeoutMs: 100,
+    idleTimeoutMs: 0,
+  });
+  const started = Date.now();
+  const { res } = await get(handler, `/v2/library/a/manifests/${digest}`);
+  const took = Date.now() - started;
+  assert.equal(res.status, 502);
+  assert.ok(took >= 100 && took < 2_000, `answered after ${took} ms`);
+  assert.deepEqual(calls, ["GET stall-body"]);
+});

@@ -142,6 +142,45 @@ Deno.test("main.ts exits 1 with one sentence when no credential works", async ()
   }
 });
 
+Deno.test("main.ts exits 1 with one sentence when the Azure SDK cannot be loaded", async () => {
+  // An empty Deno cache with --cached-only: the SDK, loaded only when a
+  // credential is needed, is not there.
+  const dir = await Deno.makeTempDir();
+  const served = serveFakeAcr();
+  const az = await writeFakeAz(dir);
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--cached-only",
+        ...cliPermissions(az),
+        MAIN,
+        "--upstream-domain",
+        served.origin,
+        "--listen-address",
+        "127.0.0.1:0",
+      ],
+      env: {
+        AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
+        DENO_DIR: `${dir}/empty-cache`,
+        PATH: `${dir}:${Deno.env.get("PATH")}`,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    assert.equal(out.code, 1, stderr);
+    assert.match(
+      stderr,
+      /^.*Could not load the Azure SDK \(@azure\/identity\)/,
+    );
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  } finally {
+    await served.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("main.ts runs without a credential against an anonymous upstream", async () => {
   const dir = await Deno.makeTempDir();
   const served = serveFakeAcr({ anonymous: true });
