@@ -111,14 +111,21 @@ Deno.test("main.ts pulls a manifest and a blob through a fake ACR with a fake az
   assert.match(proxy.output(), /kind=manifests .*content_cache=hit/);
 });
 
-Deno.test("main.ts exits 1 with one sentence when no credential works", async () => {
+/**
+ * Starts main.ts in credential mode against a fake ACR that wants a
+ * credential, with a fake `az` first on PATH, and waits for it to exit.
+ */
+async function startUntilExit(
+  options: { azLoggedIn: boolean; denoFlags?: string[]; denoDir?: string },
+): Promise<{ code: number; stderr: string }> {
   const dir = await Deno.makeTempDir();
   const served = serveFakeAcr();
-  const az = await writeFakeAz(dir, false);
+  const az = await writeFakeAz(dir, options.azLoggedIn);
   try {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        ...options.denoFlags ?? [],
         ...cliPermissions(az),
         MAIN,
         "--upstream-domain",
@@ -129,56 +136,38 @@ Deno.test("main.ts exits 1 with one sentence when no credential works", async ()
       env: {
         AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
         PATH: `${dir}:${Deno.env.get("PATH")}`,
+        ...options.denoDir ? { DENO_DIR: `${dir}/${options.denoDir}` } : {},
       },
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 1, stderr);
-    assert.match(stderr, /No Azure credential could sign in .*az login/);
+    return {
+      code: out.code,
+      stderr: new TextDecoder().decode(out.stderr).trim(),
+    };
   } finally {
     await served.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("main.ts exits 1 with one sentence when no credential works", async () => {
+  const { code, stderr } = await startUntilExit({ azLoggedIn: false });
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /No Azure credential could sign in .*az login/);
 });
 
 Deno.test("main.ts exits 1 with one sentence when the Azure SDK cannot be loaded", async () => {
   // An empty Deno cache with --cached-only: the SDK, loaded only when a
   // credential is needed, is not there.
-  const dir = await Deno.makeTempDir();
-  const served = serveFakeAcr();
-  const az = await writeFakeAz(dir);
-  try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--cached-only",
-        ...cliPermissions(az),
-        MAIN,
-        "--upstream-domain",
-        served.origin,
-        "--listen-address",
-        "127.0.0.1:0",
-      ],
-      env: {
-        AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
-        DENO_DIR: `${dir}/empty-cache`,
-        PATH: `${dir}:${Deno.env.get("PATH")}`,
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr).trim();
-    assert.equal(out.code, 1, stderr);
-    assert.match(
-      stderr,
-      /^.*Could not load the Azure SDK \(@azure\/identity\)/,
-    );
-    assert.equal(stderr.split("\n").length, 1, stderr);
-  } finally {
-    await served.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  const { code, stderr } = await startUntilExit({
+    azLoggedIn: true,
+    denoFlags: ["--cached-only"],
+    denoDir: "empty-cache",
+  });
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /^.*Could not load the Azure SDK \(@azure\/identity\)/);
+  assert.equal(stderr.split("\n").length, 1, stderr);
 });
 
 Deno.test("main.ts runs without a credential against an anonymous upstream", async () => {
