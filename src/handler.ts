@@ -199,8 +199,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   // Checked a few times per timeout: a timeout fires at most an eighth of
   // itself (and never more than a second) late.
   const shortest = Math.min(headerTimeoutMs, idleTimeoutMs || Infinity);
-  const tickMs = Math.min(1000, Math.max(5, shortest / 8));
-  const deadlines = new Deadlines(tickMs);
+  const deadlines = new Deadlines(Math.min(1000, Math.max(5, shortest / 8)));
   const metrics = options.metrics;
   const cache = options.cache;
   // GETs under way of answers the cache may store, by cache key; each
@@ -439,10 +438,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     if (cache && stored) {
       let hit = cache.get(stored.key);
       const pending = hit ? undefined : fetching.get(stored.key);
-      // A tick longer than the fetch waited for may take to time out, so
-      // that its timeout is seen here rather than raced.
-      const shared = pending &&
-        await waitAtMost(pending, headerTimeoutMs + tickMs);
+      const shared = pending && await pending;
       if (pending) hit = cache.get(stored.key);
       metrics?.countContentLookup(hit !== undefined);
       record.content = hit ? "hit" : "miss";
@@ -457,7 +453,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       // The upstream did not answer the fetch this request waited for in
       // time; asking again would double the wait for the same answer.
       if (shared === UPSTREAM_TIMEOUT) {
-        record.error = shared;
+        record.error = `${shared} (waited on the same fetch)`;
         return reply(upstreamFailure(shared, head));
       }
     }
@@ -473,10 +469,12 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     }
 
     // Misses for one answer that arrive while a GET fetches it wait for
-    // that fetch (up to the header timeout) and are then served from the
-    // cache: a node starting many pods of one image asks for the same
-    // manifests at once. When it was not stored, each asks the upstream
-    // itself, unless the upstream did not answer in time.
+    // that fetch and are then served from the cache: a node starting many
+    // pods of one image asks for the same manifests at once. The wait is
+    // bounded because every step of a fetch is (token requests, header
+    // timeout, and a deadline on every body read whole). When the answer
+    // was not stored, each asks the upstream itself, unless the upstream
+    // did not answer in time.
     let settle = (_failure: string | undefined): void => {};
     const pending = new Promise<string | undefined>((resolve) =>
       settle = resolve
@@ -488,18 +486,6 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       if (fetching.get(stored.key) === pending) fetching.delete(stored.key);
       settle(record.error);
     }
-  }
-
-  // Resolves with what `pending` resolves to, or with undefined after `ms`.
-  function waitAtMost<T>(
-    pending: Promise<T>,
-    ms: number,
-  ): Promise<T | undefined> {
-    let cancel = (): void => {};
-    const late = new Promise<undefined>((resolve) =>
-      cancel = deadlines.after(ms, () => resolve(undefined))
-    );
-    return Promise.race([pending, late]).finally(() => cancel());
   }
 
   function reply(response: Response): { response: Response } {
@@ -725,6 +711,17 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
 
     const up = attempt.response;
     record.upstreamStatus = up.status;
+    // Bodies read whole (errors, tag lists, manifests) are read under one
+    // limit on the whole read: the idle timeout, or the header timeout when
+    // there is no idle limit. Others may be waiting for this answer.
+    const upstreamAbort = attempt.abort;
+    const readWhole = <T>(read: Promise<T>): Promise<T> => {
+      const cancel = deadlines.after(
+        idleTimeoutMs || headerTimeoutMs,
+        () => upstreamAbort.abort(),
+      );
+      return read.finally(cancel);
+    };
     const out = clientResponseHeaders(up.headers, ctx);
     out.set(...API_VERSION_HEADER);
     if (up.headers.has("content-encoding") && up.body) {
@@ -754,13 +751,14 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       // scrubbed of anything credential-shaped the upstream may echo.
       // An error body that breaks off keeps its status with a body of the
       // proxy's own: the status is what clients act on.
-      const text = await readLimited(up.body, MAX_ERROR_BODY).catch(() =>
-        JSON.stringify({
-          errors: [{
-            code: "UNKNOWN",
-            message: "the upstream's error body could not be read",
-          }],
-        })
+      const text = await readWhole(readLimited(up.body, MAX_ERROR_BODY)).catch(
+        () =>
+          JSON.stringify({
+            errors: [{
+              code: "UNKNOWN",
+              message: "the upstream's error body could not be read",
+            }],
+          }),
       );
       if (text === undefined) {
         return {
@@ -781,7 +779,8 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     // A tag list names its repository: the upstream name becomes the
     // client's. Lists are read whole (bounded) to rewrite that one field.
     if (ctx.tagList && up.ok && !head && up.body) {
-      const text = await readLimited(up.body, MAX_TAG_LIST).catch(() => "");
+      const text = await readWhole(readLimited(up.body, MAX_TAG_LIST))
+        .catch(() => "");
       let list: Record<string, unknown> | undefined;
       try {
         list = text ? JSON.parse(text) : undefined;
@@ -802,19 +801,13 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       return { response: rewritten(up.status, out, JSON.stringify(list)) };
     }
 
-    // Small bodies with a declared length (manifests) are read whole under
-    // the idle timeout: cheaper than streaming them. Anything larger or of
-    // unknown length streams.
+    // Small bodies with a declared length (manifests) are read whole:
+    // cheaper than streaming them. Anything larger or of unknown length
+    // streams.
     const declared = Number(out.get("content-length") ?? NaN);
     if (!head && up.body && declared <= MAX_BUFFERED_BODY) {
-      // Without an idle limit the header timeout bounds the read: others
-      // may be waiting for this answer.
-      const cancel = deadlines.after(
-        idleTimeoutMs || headerTimeoutMs,
-        () => attempt.abort.abort(),
-      );
       try {
-        const bytes = new Uint8Array(await up.arrayBuffer());
+        const bytes = new Uint8Array(await readWhole(up.arrayBuffer()));
         if (bytes.length !== declared) throw new Error("short body");
         if (stored && up.status === 200 && !hasClientLinks(out)) {
           // Storing is best effort: it never changes the client's answer.
@@ -836,8 +829,6 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
             "the upstream registry broke off its answer",
           ),
         };
-      } finally {
-        cancel();
       }
     }
 

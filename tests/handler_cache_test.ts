@@ -324,18 +324,34 @@ Deno.test("concurrent misses for one digest reach the upstream once; answers not
 /**
  * A handler with a content cache over an upstream scripted per call: the
  * n-th upstream request gets `script[n]`'s answer ("stall" never answers,
- * "stall-body" sends headers and a body that never ends).
+ * "stall-body" sends headers and a manifest body that never ends,
+ * "stall-404" a 404 whose error body never ends). With `tokenDelayMs`,
+ * every upstream token takes that long to come.
  */
 function scriptedCalls(
-  script: ("ok" | "stall" | "stall-body")[],
+  script: ("ok" | "stall" | "stall-body" | "stall-404")[],
   manifest: Uint8Array,
-  timeouts: { headerTimeoutMs: number; idleTimeoutMs: number },
+  options: {
+    headerTimeoutMs: number;
+    idleTimeoutMs: number;
+    tokenDelayMs?: number;
+  },
 ) {
   const calls: string[] = [];
+  const { tokenDelayMs, ...timeouts } = options;
   const handler = createHandler({
     upstream: "https://fakeacr.azurecr.io",
     cache: new ContentCache(),
     ...timeouts,
+    ...tokenDelayMs === undefined ? {} : {
+      tokens: {
+        get: async () => {
+          await new Promise((resolve) => setTimeout(resolve, tokenDelayMs));
+          return { token: "upstream-token", cached: false };
+        },
+        invalidate: () => {},
+      },
+    },
     fetch: ((_url: string, init: RequestInit) => {
       const what = script[calls.length] ?? "ok";
       calls.push(`${init.method} ${what}`);
@@ -360,18 +376,19 @@ function scriptedCalls(
             );
           },
         });
-        resolve(new Response(body, { headers }));
+        const status = what === "stall-404" ? 404 : 200;
+        resolve(new Response(body, { status, headers }));
       });
     }) as typeof fetch,
   });
   return { handler, calls };
 }
 
-Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is shared, a stall is waited out once", async () => {
+Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is shared, a broken body is not", async () => {
   const manifest = new TextEncoder().encode('{"schemaVersion":2}');
   const digest = await digestOf(manifest);
   const path = `/v2/library/a/manifests/${digest}`;
-  const timeouts = { headerTimeoutMs: 100, idleTimeoutMs: 1_000 };
+  const timeouts = { headerTimeoutMs: 100, idleTimeoutMs: 300 };
 
   // A stalled HEAD cannot fill the cache: a GET beside it does not wait.
   {
@@ -392,16 +409,20 @@ Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is s
   }
 
   // The upstream did not answer the first GET in time: those that waited
-  // for it get the same 504 instead of asking again.
-  {
-    const { handler, calls } = scriptedCalls(["stall"], manifest, timeouts);
+  // for it get the same 504 instead of asking again, also when its token
+  // took longer than the check interval to come.
+  for (const tokenDelayMs of [undefined, 150]) {
+    const { handler, calls } = scriptedCalls(["stall"], manifest, {
+      ...timeouts,
+      ...tokenDelayMs === undefined ? {} : { tokenDelayMs },
+    });
     const answers = await Promise.all([1, 2, 3].map(() => get(handler, path)));
     assert.deepEqual(answers.map(({ res }) => res.status), [504, 504, 504]);
-    assert.deepEqual(calls, ["GET stall"]);
+    assert.deepEqual(calls, ["GET stall"], `token delay ${tokenDelayMs}`);
   }
 
-  // The first GET's body stalls (idle limit 1 s): another waits for it at
-  // most the header timeout, then fetches for itself.
+  // The first GET's body stalls: another waits for its 502 (idle limit),
+  // which is not stored, then fetches for itself.
   {
     const { handler, calls } = scriptedCalls(
       ["stall-body", "ok"],
@@ -414,10 +435,26 @@ Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is s
     const took = Date.now() - started;
     assert.equal(res.status, 200);
     assert.deepEqual(body, manifest);
-    assert.ok(took >= 100 && took < 900, `waited ${took} ms`);
+    assert.ok(took >= 300 && took < 2_000, `waited ${took} ms`);
     assert.deepEqual(calls, ["GET stall-body", "GET ok"]);
     assert.equal((await first).res.status, 502);
   }
+});
+
+Deno.test("an error body that stalls is cut off by the idle timeout and its status kept", async () => {
+  const manifest = new TextEncoder().encode('{"schemaVersion":2}');
+  const digest = await digestOf(manifest);
+  const { handler, calls } = scriptedCalls(["stall-404"], manifest, {
+    headerTimeoutMs: 100,
+    idleTimeoutMs: 200,
+  });
+  const started = Date.now();
+  const { res, body } = await get(handler, `/v2/library/a/manifests/${digest}`);
+  const took = Date.now() - started;
+  assert.equal(res.status, 404);
+  assert.match(new TextDecoder().decode(body), /error body could not be read/);
+  assert.ok(took >= 200 && took < 2_000, `answered after ${took} ms`);
+  assert.deepEqual(calls, ["GET stall-404"]);
 });
 
 Deno.test("with no idle limit a manifest body that stalls is cut off after the header timeout", async () => {
