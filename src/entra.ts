@@ -12,10 +12,36 @@ import { redact } from "./redact.ts";
 import type { EntraTokenProvider } from "./tokens.ts";
 
 /**
+ * Longest a developer credential's process (`az`, `azd`, PowerShell) may run
+ * for one sign-in, in milliseconds: like a token request, a sign-in must
+ * not hold the requests that wait for it without bound.
+ */
+export const SIGN_IN_PROCESS_TIMEOUT_MS = 30_000;
+
+/**
+ * The credential the proxy signs in with: `DefaultAzureCredential`, its
+ * developer-tool processes bounded in time.
+ *
+ * @param processTimeoutMs Longest run of `az` and its kin per sign-in.
+ * @returns The credential.
+ *
+ * @example
+ * ```ts ignore
+ * import { defaultCredential } from "./entra.ts";
+ * const credential = defaultCredential();
+ * ```
+ */
+export function defaultCredential(
+  processTimeoutMs: number = SIGN_IN_PROCESS_TIMEOUT_MS,
+): TokenCredential {
+  return new DefaultAzureCredential({ processTimeoutInMs: processTimeoutMs });
+}
+
+/**
  * Adapts a credential to an {@link EntraTokenProvider}.
  *
  * @param scope The scope to ask for.
- * @param credential The credential; `DefaultAzureCredential` by default.
+ * @param credential The credential; {@link defaultCredential} by default.
  * @returns The provider.
  *
  * @example
@@ -27,7 +53,7 @@ import type { EntraTokenProvider } from "./tokens.ts";
  */
 export function entraTokenProvider(
   scope: string,
-  credential: TokenCredential = new DefaultAzureCredential(),
+  credential: TokenCredential = defaultCredential(),
 ): EntraTokenProvider {
   return async function getEntraToken(): Promise<{
     token: string;

@@ -752,13 +752,15 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       // An error body that breaks off keeps its status with a body of the
       // proxy's own: the status is what clients act on.
       const text = await readWhole(readLimited(up.body, MAX_ERROR_BODY)).catch(
-        () =>
-          JSON.stringify({
+        () => {
+          record.error = "upstream error body unreadable";
+          return JSON.stringify({
             errors: [{
               code: "UNKNOWN",
               message: "the upstream's error body could not be read",
             }],
-          }),
+          });
+        },
       );
       if (text === undefined) {
         return {

@@ -338,10 +338,12 @@ function scriptedCalls(
   },
 ) {
   const calls: string[] = [];
+  const records: RequestRecord[] = [];
   const { tokenDelayMs, ...timeouts } = options;
   const handler = createHandler({
     upstream: "https://fakeacr.azurecr.io",
     cache: new ContentCache(),
+    onRequest: (r) => records.push(r),
     ...timeouts,
     ...tokenDelayMs === undefined ? {} : {
       tokens: {
@@ -381,7 +383,7 @@ function scriptedCalls(
       });
     }) as typeof fetch,
   });
-  return { handler, calls };
+  return { handler, calls, records };
 }
 
 Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is shared, a broken body is not", async () => {
@@ -444,7 +446,7 @@ Deno.test("requests waiting on another's fetch: HEADs never lead, a timeout is s
 Deno.test("an error body that stalls is cut off by the idle timeout and its status kept", async () => {
   const manifest = new TextEncoder().encode('{"schemaVersion":2}');
   const digest = await digestOf(manifest);
-  const { handler, calls } = scriptedCalls(["stall-404"], manifest, {
+  const { handler, calls, records } = scriptedCalls(["stall-404"], manifest, {
     headerTimeoutMs: 100,
     idleTimeoutMs: 200,
   });
@@ -455,6 +457,7 @@ Deno.test("an error body that stalls is cut off by the idle timeout and its stat
   assert.match(new TextDecoder().decode(body), /error body could not be read/);
   assert.ok(took >= 200 && took < 2_000, `answered after ${took} ms`);
   assert.deepEqual(calls, ["GET stall-404"]);
+  assert.equal(records[0]?.error, "upstream error body unreadable");
 });
 
 Deno.test("with no idle limit a manifest body that stalls is cut off after the header timeout", async () => {
