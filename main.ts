@@ -239,6 +239,9 @@ export async function createApp(config: Config): Promise<App> {
       .then((res) => res.body?.cancel())
       .catch(() => log("warn", "the upstream did not answer a health probe"));
   }, PROBE_INTERVAL_MS);
+  // Background work never keeps the process alive by itself: under `deno
+  // serve` an isolate ends when its server has drained.
+  probe.unref();
 
   const cache = config.cacheBytes > 0
     ? new ContentCache({
@@ -374,9 +377,9 @@ function startRefreshLoop(
   const step = async (): Promise<void> => {
     if (!source || stopped) return;
     const wait = await source.tick();
-    if (!stopped) timer = setTimeout(step, wait);
+    if (!stopped) timer = setTimeout(step, wait).unref();
   };
-  if (source) timer = setTimeout(step, 1000);
+  if (source) timer = setTimeout(step, 1000).unref();
   return {
     stop(): void {
       stopped = true;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   cliPermissions,
+  freePort,
   serveFakeAcr,
   startProxy,
   writeFakeAz,
@@ -320,5 +321,64 @@ Deno.test("main.ts serves HTTPS with --tls-cert and --tls-key", async () => {
     await proxy.stop();
     await served.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM", async () => {
+  const served = serveFakeAcr({ anonymous: true });
+  const image = await served.acr.pushSampleImage("hub/library/hello", "1");
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "serve",
+      "--parallel",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "--allow-sys=uid,osRelease",
+      new URL("../serve.ts", import.meta.url).pathname,
+    ],
+    env: {
+      AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
+      ACR_CACHE_PROXY_UPSTREAM_DOMAIN: served.origin,
+      ACR_CACHE_PROXY_UPSTREAM_PREFIX: "hub",
+      DENO_JOBS: "2",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = `http://127.0.0.1:${port}/v2/library/hello/manifests/1`;
+    let res: Response | undefined;
+    for (let i = 0; i < 300 && !res; i++) {
+      res = await fetch(url).catch(() => undefined);
+      if (!res) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(res?.status, 200);
+    assert.equal(await digestOf(await res!.arrayBuffer()), image.manifest);
+
+    // Background timers (the upstream probe, token renewal) must not keep
+    // the isolates alive once deno serve has drained them.
+    const started = Date.now();
+    child.kill("SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      child.status.then(() => true),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), 10_000)),
+    ]);
+    clearTimeout(timer);
+    assert.ok(ended, "still running 10 s after SIGTERM");
+    assert.ok(Date.now() - started < 10_000);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await child.status;
+    await served.close();
   }
 });

@@ -318,42 +318,63 @@ const productNative = productContender(
   ["--idle-timeout", "0"],
 );
 
-const productParallel: Contender = {
-  id: "acr-parallel",
-  label: "acr-cache-proxy (parallel)",
-  role: "product",
-  unavailable: async (): Promise<string | null> =>
-    await exists(PRODUCT_SERVE_MODULE)
-      ? null
-      : `${PRODUCT_SERVE_MODULE} does not exist yet`,
-  start: async (ctx: RunContext): Promise<Endpoint> => {
-    const port = freePort();
-    const origin = `http://127.0.0.1:${port}`;
-    const service = startService({
-      name: "acr-cache-proxy (parallel)",
-      command: Deno.execPath(),
-      args: [
-        "serve",
-        "--parallel",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        ...PRODUCT_PERMISSIONS,
-        PRODUCT_SERVE_MODULE,
-      ],
-      env: denoEnv({
-        ACR_CACHE_PROXY_UPSTREAM_DOMAIN: upstreamOrigin(ctx),
-        ACR_CACHE_PROXY_UPSTREAM_PREFIX: UPSTREAM_PREFIX,
-        ACR_CACHE_PROXY_LISTEN_ADDRESS: `127.0.0.1:${port}`,
-        // Workers must share the key of the tokens the proxy issues.
-        ACR_CACHE_PROXY_TOKEN_SECRET: randomHex(32),
-      }),
-      clearEnv: true,
-    });
-    return await startAndWait(service, origin, 60_000);
-  },
-};
+/**
+ * acr-cache-proxy's `serve.ts` under `deno serve --parallel` (one isolate per
+ * core), with extra environment settings if given.
+ */
+function parallelContender(
+  id: ContenderId,
+  label: string,
+  env: Record<string, string> = {},
+): Contender {
+  return {
+    id,
+    label,
+    role: "product",
+    unavailable: async (): Promise<string | null> =>
+      await exists(PRODUCT_SERVE_MODULE)
+        ? null
+        : `${PRODUCT_SERVE_MODULE} does not exist yet`,
+    start: async (ctx: RunContext): Promise<Endpoint> => {
+      const port = freePort();
+      const origin = `http://127.0.0.1:${port}`;
+      const service = startService({
+        name: label,
+        command: Deno.execPath(),
+        args: [
+          "serve",
+          "--parallel",
+          "--host",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          ...PRODUCT_PERMISSIONS,
+          PRODUCT_SERVE_MODULE,
+        ],
+        env: denoEnv({
+          ACR_CACHE_PROXY_UPSTREAM_DOMAIN: upstreamOrigin(ctx),
+          ACR_CACHE_PROXY_UPSTREAM_PREFIX: UPSTREAM_PREFIX,
+          ACR_CACHE_PROXY_LISTEN_ADDRESS: `127.0.0.1:${port}`,
+          // Workers must share the key of the tokens the proxy issues.
+          ACR_CACHE_PROXY_TOKEN_SECRET: randomHex(32),
+          ...env,
+        }),
+        clearEnv: true,
+      });
+      return await startAndWait(service, origin, 60_000);
+    },
+  };
+}
+
+const productParallel = parallelContender(
+  "acr-parallel",
+  "acr-cache-proxy (parallel)",
+);
+const productParallelNative = parallelContender(
+  "acr-parallel-native",
+  "acr-cache-proxy (parallel, --idle-timeout 0)",
+  { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" },
+);
 
 /** All contenders in run order; `direct` first, it is the reference. */
 export const CONTENDERS: readonly Contender[] = [
@@ -370,4 +391,5 @@ export const CONTENDERS: readonly Contender[] = [
   productStreaming,
   productNative,
   productParallel,
+  productParallelNative,
 ];

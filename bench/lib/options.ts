@@ -15,6 +15,7 @@ export const CONTENDER_IDS = [
   "acr-streaming",
   "acr-native",
   "acr-parallel",
+  "acr-parallel-native",
 ] as const;
 
 /** One of {@link CONTENDER_IDS}. */
