@@ -263,85 +263,37 @@ async function productUnavailable(): Promise<string | null> {
 export const STREAMING_V8_FLAGS =
   "--v8-flags=--max-semi-space-size=1,--no-concurrent-array-buffer-sweeping";
 
-/**
- * acr-cache-proxy under `deno run`, with extra Deno flags and proxy flags if
- * given.
- */
+/** How a product contender runs. */
+interface ProductRun {
+  /** `deno serve --parallel serve.ts` instead of `deno run main.ts`. */
+  parallel?: boolean;
+  /** Extra Deno flags (`deno run` only). */
+  denoFlags?: readonly string[];
+  /** Extra proxy settings, as environment variables. */
+  env?: Readonly<Record<string, string>>;
+}
+
+/** acr-cache-proxy run one way; the upstream and listen address are set. */
 function productContender(
   id: ContenderId,
   label: string,
-  denoFlags: readonly string[],
-  proxyFlags: readonly string[] = [],
+  run: ProductRun = {},
 ): Contender {
   return {
     id,
     label,
     role: "product",
-    unavailable: productUnavailable,
-    start: async (ctx: RunContext): Promise<Endpoint> => {
-      const port = freePort();
-      const origin = `http://127.0.0.1:${port}`;
-      const service = startService({
-        name: label,
-        command: Deno.execPath(),
-        args: [
-          "run",
-          ...denoFlags,
-          ...PRODUCT_PERMISSIONS,
-          PRODUCT_MAIN,
-          "--upstream-domain",
-          upstreamOrigin(ctx),
-          "--upstream-prefix",
-          UPSTREAM_PREFIX,
-          "--listen-address",
-          `127.0.0.1:${port}`,
-          ...proxyFlags,
-        ],
-        env: denoEnv(),
-        clearEnv: true,
-      });
-      return await startAndWait(service, origin, 60_000);
-    },
-  };
-}
-
-const product = productContender("acr", "acr-cache-proxy", []);
-const productStreaming = productContender(
-  "acr-streaming",
-  "acr-cache-proxy (streaming V8 flags)",
-  [STREAMING_V8_FLAGS],
-);
-const productNative = productContender(
-  "acr-native",
-  "acr-cache-proxy (--idle-timeout 0)",
-  [],
-  ["--idle-timeout", "0"],
-);
-
-/**
- * acr-cache-proxy's `serve.ts` under `deno serve --parallel` (one isolate per
- * core), with extra environment settings if given.
- */
-function parallelContender(
-  id: ContenderId,
-  label: string,
-  env: Record<string, string> = {},
-): Contender {
-  return {
-    id,
-    label,
-    role: "product",
-    unavailable: async (): Promise<string | null> =>
-      await exists(PRODUCT_SERVE_MODULE)
+    unavailable: async (): Promise<string | null> => {
+      if (!run.parallel) return await productUnavailable();
+      return await exists(PRODUCT_SERVE_MODULE)
         ? null
-        : `${PRODUCT_SERVE_MODULE} does not exist yet`,
+        : `${PRODUCT_SERVE_MODULE} does not exist yet`;
+    },
     start: async (ctx: RunContext): Promise<Endpoint> => {
       const port = freePort();
       const origin = `http://127.0.0.1:${port}`;
-      const service = startService({
-        name: label,
-        command: Deno.execPath(),
-        args: [
+      const entry = run.parallel
+        ? [
           "serve",
           "--parallel",
           "--host",
@@ -350,14 +302,20 @@ function parallelContender(
           String(port),
           ...PRODUCT_PERMISSIONS,
           PRODUCT_SERVE_MODULE,
-        ],
+        ]
+        : ["run", ...run.denoFlags ?? [], ...PRODUCT_PERMISSIONS, PRODUCT_MAIN];
+      const service = startService({
+        name: label,
+        command: Deno.execPath(),
+        args: entry,
         env: denoEnv({
           ACR_CACHE_PROXY_UPSTREAM_DOMAIN: upstreamOrigin(ctx),
           ACR_CACHE_PROXY_UPSTREAM_PREFIX: UPSTREAM_PREFIX,
           ACR_CACHE_PROXY_LISTEN_ADDRESS: `127.0.0.1:${port}`,
-          // Workers must share the key of the tokens the proxy issues.
+          // Isolates of one server must share the key of the tokens the
+          // proxy issues.
           ACR_CACHE_PROXY_TOKEN_SECRET: randomHex(32),
-          ...env,
+          ...run.env,
         }),
         clearEnv: true,
       });
@@ -366,14 +324,28 @@ function parallelContender(
   };
 }
 
-const productParallel = parallelContender(
+const NO_IDLE_LIMIT = { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" };
+
+const product = productContender("acr", "acr-cache-proxy");
+const productStreaming = productContender(
+  "acr-streaming",
+  "acr-cache-proxy (streaming V8 flags)",
+  { denoFlags: [STREAMING_V8_FLAGS] },
+);
+const productNative = productContender(
+  "acr-native",
+  "acr-cache-proxy (--idle-timeout 0)",
+  { env: NO_IDLE_LIMIT },
+);
+const productParallel = productContender(
   "acr-parallel",
   "acr-cache-proxy (parallel)",
+  { parallel: true },
 );
-const productParallelNative = parallelContender(
+const productParallelNative = productContender(
   "acr-parallel-native",
   "acr-cache-proxy (parallel, --idle-timeout 0)",
-  { ACR_CACHE_PROXY_IDLE_TIMEOUT: "0" },
+  { parallel: true, env: NO_IDLE_LIMIT },
 );
 
 /** All contenders in run order; `direct` first, it is the reference. */
