@@ -8,23 +8,46 @@
  *   serve.ts --upstream-domain example.azurecr.io --upstream-prefix hub
  * ```
  *
- * Each isolate signs in and keeps its own refresh token and token cache
- * (one extra token exchange per core at start). `deno serve` owns the
- * listen address (`--host`, `--port`), so `--listen-address` is ignored.
- * In challenge mode every isolate must accept the tokens the others issue:
- * set `ACR_CACHE_PROXY_TOKEN_SECRET`, or use `--auth-mode inject`.
+ * With a managed identity or another credential that does not run `az`,
+ * leave out `--allow-run` and `--allow-read`; `--allow-sys=osRelease` is
+ * enough.
+ *
+ * `deno serve` owns the listener, so some settings work differently here:
+ * - Always give `--host`: Deno's default is every interface, and
+ *   `--listen-address` is ignored (the start-up line still prints it).
+ * - TLS flags are refused: run `main.ts` for HTTPS.
+ * - At SIGTERM deno serve drains every request in flight, with no limit:
+ *   `--shutdown-grace` is ignored, a second SIGTERM ends it at once, and
+ *   under `--idle-timeout 0` a stalled download holds it until its client
+ *   gives up. Give supervisors (systemd, Kubernetes) a stop timeout.
+ * - Each isolate signs in and keeps its own refresh token, token cache and
+ *   content cache (one token exchange per core at start), and answers
+ *   `/metrics` and `/readyz` for itself: a scrape sees one isolate.
+ * - In challenge mode every isolate must accept the tokens the others
+ *   issue: set `ACR_CACHE_PROXY_TOKEN_SECRET`, or use `--auth-mode inject`.
  *
  * @module
  */
 
 import { createApp, readConfig } from "./main.ts";
 
+async function refuse(sentence: string): Promise<never> {
+  await Deno.stderr.write(
+    new TextEncoder().encode(`acr-cache-proxy: ${sentence}\n`),
+  );
+  Deno.exit(2);
+}
+
 const config = await readConfig(Deno.args);
 if (config.authMode === "challenge" && !config.tokenSecret) {
-  await Deno.stderr.write(new TextEncoder().encode(
-    "acr-cache-proxy: under deno serve --parallel, challenge mode needs ACR_CACHE_PROXY_TOKEN_SECRET (generate one with `openssl rand -hex 32`), or use --auth-mode inject\n",
-  ));
-  Deno.exit(2);
+  await refuse(
+    "under deno serve, whose isolates must accept each other's tokens, challenge mode needs ACR_CACHE_PROXY_TOKEN_SECRET (generate one with `openssl rand -hex 32`), or use --auth-mode inject",
+  );
+}
+if (config.tls) {
+  await refuse(
+    "under deno serve the proxy cannot serve TLS (--tls-cert and --tls-key would be ignored): run main.ts for HTTPS, or put a TLS terminator in front",
+  );
 }
 const app = await createApp(config);
 

@@ -1010,6 +1010,9 @@ function watchBody(
         const { value, done: end } = await reader.read();
         waitingSince = 0;
         if (end) {
+          // The watchdog's cancel also ends a pending read as "done": that
+          // is a cut body, which must reach the client as an error.
+          if (upstreamAbort.signal.aborted) throw new Error("cut off");
           controller.close();
           finish();
           return;

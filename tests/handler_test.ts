@@ -471,3 +471,31 @@ Deno.test("with no idle limit a streamed body is handed on untouched and the req
   assert.deepEqual(records, [{ status: 200, bytes: size }]);
   assert.equal((await res.arrayBuffer()).byteLength, size);
 });
+
+Deno.test("a streamed body the idle watchdog cuts off reaches the client as an error, never as a clean end", async () => {
+  const records: { error?: string | undefined }[] = [];
+  const handler = createHandler({
+    upstream: "https://fakeacr.azurecr.io",
+    idleTimeoutMs: 100,
+    onRequest: (r) => records.push({ error: r.error }),
+    // No declared length: a clean end would look like the whole body.
+    fetch: (() =>
+      Promise.resolve(
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(controller): void {
+              controller.enqueue(new Uint8Array(1024));
+            },
+          }),
+        ),
+      )) as typeof fetch,
+  });
+
+  const res = await handler.fetch(
+    new Request(`${PROXY}/v2/x/blobs/sha256:${"0".repeat(64)}`),
+  );
+  const reader = res.body!.getReader();
+  assert.equal((await reader.read()).value?.length, 1024);
+  await assert.rejects(reader.read(), /upstream idle timeout/);
+  assert.deepEqual(records, [{ error: "upstream idle timeout" }]);
+});

@@ -382,3 +382,39 @@ Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM",
     await served.close();
   }
 });
+
+Deno.test("serve.ts refuses TLS settings it could not honour, in one sentence", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/cert.pem`, "not used");
+  await Deno.writeTextFile(`${dir}/key.pem`, "not used");
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(freePort()),
+        "--allow-net=127.0.0.1",
+        "--allow-env",
+        "--allow-read",
+        "--allow-sys=uid,osRelease",
+        new URL("../serve.ts", import.meta.url).pathname,
+      ],
+      env: {
+        AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
+        ACR_CACHE_PROXY_UPSTREAM_DOMAIN: "http://127.0.0.1:9",
+        ACR_CACHE_PROXY_TLS_CERT: `${dir}/cert.pem`,
+        ACR_CACHE_PROXY_TLS_KEY: `${dir}/key.pem`,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    assert.equal(out.code, 2, stderr);
+    assert.match(stderr, /cannot serve TLS .* run main\.ts for HTTPS/);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
