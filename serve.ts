@@ -16,10 +16,9 @@
  * - Always give `--host`: Deno's default is every interface, and
  *   `--listen-address` is ignored (the start-up line still prints it).
  * - TLS flags are refused: run `main.ts` for HTTPS.
- * - At SIGTERM deno serve drains every request in flight, with no limit:
- *   `--shutdown-grace` is ignored, a second SIGTERM ends it at once, and
- *   under `--idle-timeout 0` a stalled download holds it until its client
- *   gives up. Give supervisors (systemd, Kubernetes) a stop timeout.
+ * - At SIGTERM or SIGINT deno serve drains the requests in flight; after
+ *   `--shutdown-grace` the proxy ends it, as `main.ts` does. A second
+ *   SIGTERM ends it at once (that is deno serve's own).
  * - Each isolate signs in and keeps its own refresh token, token cache and
  *   content cache (one token exchange per core at start), and answers
  *   `/metrics` and `/readyz` for itself: a scrape sees one isolate.
@@ -50,6 +49,23 @@ if (config.tls) {
   );
 }
 const app = await createApp(config);
+
+// deno serve drains the requests in flight at SIGTERM with no time limit;
+// the grace period bounds that as it does for main.ts. The timer does not
+// keep a drained isolate alive.
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, () => {
+    app.log("info", "shutting down", {
+      signal,
+      grace_ms: config.shutdownGraceMs,
+    });
+    app.stop();
+    setTimeout(() => {
+      app.log("info", "stopped", { how: "grace period over" });
+      Deno.exit(0);
+    }, config.shutdownGraceMs).unref();
+  });
+}
 
 export default {
   fetch: app.handler.fetch,

@@ -418,3 +418,84 @@ Deno.test("serve.ts refuses TLS settings it could not honour, in one sentence", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve.ts ends a drain that outlasts --shutdown-grace", async () => {
+  // An anonymous upstream whose blob trickles for a minute.
+  const upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen(): void {} },
+    (req) => {
+      if (!new URL(req.url).pathname.includes("/blobs/")) {
+        return new Response(null, { status: 200 });
+      }
+      let timer: ReturnType<typeof setInterval> | undefined;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller): void {
+            timer = setInterval(
+              () => controller.enqueue(new Uint8Array(16)),
+              100,
+            );
+          },
+          cancel(): void {
+            clearInterval(timer);
+          },
+        }),
+      );
+    },
+  );
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "--allow-sys=uid,osRelease",
+      new URL("../serve.ts", import.meta.url).pathname,
+    ],
+    env: {
+      AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
+      ACR_CACHE_PROXY_UPSTREAM_DOMAIN: `http://127.0.0.1:${upstream.addr.port}`,
+      ACR_CACHE_PROXY_SHUTDOWN_GRACE: "1s",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = `http://127.0.0.1:${port}/v2/library/a/blobs/sha256:${
+      "0".repeat(64)
+    }`;
+    let res: Response | undefined;
+    for (let i = 0; i < 300 && !res; i++) {
+      res = await fetch(url).catch(() => undefined);
+      if (!res) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(res?.status, 200);
+    const reader = res!.body!.getReader();
+    await reader.read();
+
+    const started = Date.now();
+    child.kill("SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      child.status.then(() => true),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), 10_000)),
+    ]);
+    clearTimeout(timer);
+    const took = Date.now() - started;
+    assert.ok(ended, "still draining 10 s after SIGTERM");
+    assert.ok(took >= 900, `ended after ${took} ms, before the grace`);
+    await reader.cancel().catch(() => {});
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await child.status;
+    await upstream.shutdown();
+  }
+});
