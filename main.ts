@@ -64,15 +64,7 @@ async function main(args: string[]): Promise<void> {
   const app = await createApp(config);
   const { log } = app;
 
-  if (!isLoopback(config.listen.hostname)) {
-    log(
-      "warn",
-      "listening beyond loopback: anyone who reaches this port can pull what the identity can pull",
-      {
-        hostname: config.listen.hostname,
-      },
-    );
-  }
+  warnBeyondLoopback(log, config.listen.hostname);
   let server: Deno.HttpServer;
   try {
     server = serve();
@@ -422,6 +414,25 @@ async function readPem(path: string, flag: string): Promise<string> {
     );
     Deno.exit(2);
   }
+}
+
+/**
+ * Warns when the proxy listens beyond loopback: it pulls with its own
+ * identity for anyone who reaches it.
+ *
+ * @param log Where the warning goes.
+ * @param hostname The address listened on.
+ */
+export function warnBeyondLoopback(
+  log: App["log"],
+  hostname: string,
+): void {
+  if (isLoopback(hostname)) return;
+  log(
+    "warn",
+    "listening beyond loopback: anyone who reaches this port can pull what the identity can pull",
+    { hostname },
+  );
 }
 
 function isLoopback(hostname: string): boolean {

@@ -13,8 +13,9 @@
  * enough.
  *
  * `deno serve` owns the listener, so some settings work differently here:
- * - Always give `--host`: Deno's default is every interface, and
- *   `--listen-address` is ignored (the start-up line still prints it).
+ * - Always give `--host`: Deno's default is every interface (the proxy
+ *   warns then), and `--listen-address` is ignored (the start-up line
+ *   still prints it; the "listening" line has the real address).
  * - TLS flags are refused: run `main.ts` for HTTPS.
  * - At SIGTERM or SIGINT deno serve drains the requests in flight; after
  *   `--shutdown-grace` the proxy ends it, as `main.ts` does. A second
@@ -28,7 +29,7 @@
  * @module
  */
 
-import { createApp, readConfig } from "./main.ts";
+import { createApp, readConfig, warnBeyondLoopback } from "./main.ts";
 
 async function refuse(sentence: string): Promise<never> {
   await Deno.stderr.write(
@@ -69,4 +70,9 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 
 export default {
   fetch: app.handler.fetch,
+  onListen: (addr: Deno.Addr): void => {
+    if (!("hostname" in addr)) return;
+    app.log("info", "listening", { address: `${addr.hostname}:${addr.port}` });
+    warnBeyondLoopback(app.log, addr.hostname);
+  },
 } satisfies Deno.ServeDefaultExport;

@@ -347,9 +347,10 @@ Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM",
       ACR_CACHE_PROXY_UPSTREAM_PREFIX: "hub",
       DENO_JOBS: "2",
     },
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   }).spawn();
+  const output = new Response(child.stdout).text();
   try {
     const url = `http://127.0.0.1:${port}/v2/library/hello/manifests/1`;
     let res: Response | undefined;
@@ -372,6 +373,14 @@ Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM",
     clearTimeout(timer);
     assert.ok(ended, "still running 10 s after SIGTERM");
     assert.ok(Date.now() - started < 10_000);
+
+    const log = await output;
+    assert.match(
+      log,
+      new RegExp(`msg=listening address=127\\.0\\.0\\.1:${port}`),
+    );
+    assert.doesNotMatch(log, /beyond loopback/);
+    assert.match(log, /msg="shutting down" signal=SIGTERM/);
   } finally {
     try {
       child.kill("SIGKILL");
