@@ -104,11 +104,13 @@ export interface HandlerOptions {
   /** Longest wait for upstream response headers. Default 30 s. */
   headerTimeoutMs?: number;
   /**
-   * Longest pause inside an upstream body. Default 60 s. 0 sets no limit:
-   * bodies that stream are then handed to the runtime untouched, which
-   * Deno pipes natively (faster, and far less memory), but a stalled
-   * upstream then holds its client until the client gives up, and the
-   * bytes recorded for the request are the declared length.
+   * Longest pause inside a streamed upstream body, and longest read of a
+   * body read whole (manifests, error bodies, tag lists). Default 60 s.
+   * 0 sets no pause limit: bodies that stream are then handed to the
+   * runtime untouched, which Deno pipes natively (faster, and far less
+   * memory), but a stalled upstream then holds its client until the client
+   * gives up, and the bytes recorded for the request are the declared
+   * length. Bodies read whole are then limited by `headerTimeoutMs`.
    */
   idleTimeoutMs?: number;
   /** Longest request URL accepted. Default 8192. */
