@@ -324,55 +324,108 @@ Deno.test("main.ts serves HTTPS with --tls-cert and --tls-key", async () => {
   }
 });
 
-Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM", async () => {
-  const served = serveFakeAcr({ anonymous: true });
-  const image = await served.acr.pushSampleImage("hub/library/hello", "1");
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
+const SERVE = new URL("../serve.ts", import.meta.url).pathname;
+
+/**
+ * serve.ts under `deno serve` on 127.0.0.1 with loopback-only network
+ * permissions; the credential is pinned to the CLI, which is never allowed
+ * to run.
+ */
+function serveCommand(
+  port: number,
+  options: {
+    parallel?: boolean;
+    allowRead?: boolean;
+    env: Record<string, string>;
+    stdout?: "piped" | "null";
+    stderr?: "piped" | "null";
+  },
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       "serve",
-      "--parallel",
+      ...options.parallel ? ["--parallel"] : [],
       "--host",
       "127.0.0.1",
       "--port",
       String(port),
       "--allow-net=127.0.0.1",
       "--allow-env",
+      ...options.allowRead ? ["--allow-read"] : [],
       "--allow-sys=uid,osRelease",
-      new URL("../serve.ts", import.meta.url).pathname,
+      SERVE,
     ],
+    env: { AZURE_TOKEN_CREDENTIALS: "AzureCliCredential", ...options.env },
+    stdout: options.stdout ?? "null",
+    stderr: options.stderr ?? "null",
+  });
+}
+
+/** Fetches `url` until the server answers (up to 30 s). */
+async function firstAnswer(url: string): Promise<Response | undefined> {
+  for (let i = 0; i < 300; i++) {
+    const res = await fetch(url).catch(() => undefined);
+    if (res) return res;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
+/**
+ * Sends SIGTERM and waits up to `limitMs` for the process to exit.
+ *
+ * @returns Milliseconds until it exited, or undefined if it did not.
+ */
+async function msToExitAfterSigterm(
+  child: Deno.ChildProcess,
+  limitMs: number,
+): Promise<number | undefined> {
+  const started = Date.now();
+  child.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = await Promise.race([
+    child.status.then(() => true),
+    new Promise<false>((r) => timer = setTimeout(() => r(false), limitMs)),
+  ]);
+  clearTimeout(timer);
+  return ended ? Date.now() - started : undefined;
+}
+
+/** Kills the process if it still runs and waits for it. */
+async function reap(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // Already exited.
+  }
+  await child.status;
+}
+
+Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM", async () => {
+  const served = serveFakeAcr({ anonymous: true });
+  const image = await served.acr.pushSampleImage("hub/library/hello", "1");
+  const port = freePort();
+  const child = serveCommand(port, {
+    parallel: true,
     env: {
-      AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
       ACR_CACHE_PROXY_UPSTREAM_DOMAIN: served.origin,
       ACR_CACHE_PROXY_UPSTREAM_PREFIX: "hub",
       DENO_JOBS: "2",
     },
     stdout: "piped",
-    stderr: "null",
   }).spawn();
   const output = new Response(child.stdout).text();
   try {
-    const url = `http://127.0.0.1:${port}/v2/library/hello/manifests/1`;
-    let res: Response | undefined;
-    for (let i = 0; i < 300 && !res; i++) {
-      res = await fetch(url).catch(() => undefined);
-      if (!res) await new Promise((r) => setTimeout(r, 100));
-    }
+    const res = await firstAnswer(
+      `http://127.0.0.1:${port}/v2/library/hello/manifests/1`,
+    );
     assert.equal(res?.status, 200);
     assert.equal(await digestOf(await res!.arrayBuffer()), image.manifest);
 
     // Background timers (the upstream probe, token renewal) must not keep
     // the isolates alive once deno serve has drained them.
-    const started = Date.now();
-    child.kill("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ended = await Promise.race([
-      child.status.then(() => true),
-      new Promise<false>((r) => timer = setTimeout(() => r(false), 10_000)),
-    ]);
-    clearTimeout(timer);
-    assert.ok(ended, "still running 10 s after SIGTERM");
-    assert.ok(Date.now() - started < 10_000);
+    const took = await msToExitAfterSigterm(child, 10_000);
+    assert.ok(took !== undefined, "still running 10 s after SIGTERM");
 
     const log = await output;
     assert.match(
@@ -382,12 +435,7 @@ Deno.test("serve.ts under deno serve --parallel answers, then stops at SIGTERM",
     assert.doesNotMatch(log, /beyond loopback/);
     assert.match(log, /msg="shutting down" signal=SIGTERM/);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    await child.status;
+    await reap(child);
     await served.close();
   }
 });
@@ -397,21 +445,9 @@ Deno.test("serve.ts refuses TLS settings it could not honour, in one sentence", 
   await Deno.writeTextFile(`${dir}/cert.pem`, "not used");
   await Deno.writeTextFile(`${dir}/key.pem`, "not used");
   try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(freePort()),
-        "--allow-net=127.0.0.1",
-        "--allow-env",
-        "--allow-read",
-        "--allow-sys=uid,osRelease",
-        new URL("../serve.ts", import.meta.url).pathname,
-      ],
+    const out = await serveCommand(freePort(), {
+      allowRead: true,
       env: {
-        AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
         ACR_CACHE_PROXY_UPSTREAM_DOMAIN: "http://127.0.0.1:9",
         ACR_CACHE_PROXY_TLS_CERT: `${dir}/cert.pem`,
         ACR_CACHE_PROXY_TLS_KEY: `${dir}/key.pem`,
@@ -429,7 +465,7 @@ Deno.test("serve.ts refuses TLS settings it could not honour, in one sentence", 
 });
 
 Deno.test("serve.ts ends a drain that outlasts --shutdown-grace", async () => {
-  // An anonymous upstream whose blob trickles for a minute.
+  // An anonymous upstream whose blob trickles until the proxy cancels it.
   const upstream = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen(): void {} },
     (req) => {
@@ -453,58 +489,26 @@ Deno.test("serve.ts ends a drain that outlasts --shutdown-grace", async () => {
     },
   );
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "--allow-sys=uid,osRelease",
-      new URL("../serve.ts", import.meta.url).pathname,
-    ],
+  const child = serveCommand(port, {
     env: {
-      AZURE_TOKEN_CREDENTIALS: "AzureCliCredential",
       ACR_CACHE_PROXY_UPSTREAM_DOMAIN: `http://127.0.0.1:${upstream.addr.port}`,
       ACR_CACHE_PROXY_SHUTDOWN_GRACE: "1s",
     },
-    stdout: "null",
-    stderr: "null",
   }).spawn();
   try {
-    const url = `http://127.0.0.1:${port}/v2/library/a/blobs/sha256:${
-      "0".repeat(64)
-    }`;
-    let res: Response | undefined;
-    for (let i = 0; i < 300 && !res; i++) {
-      res = await fetch(url).catch(() => undefined);
-      if (!res) await new Promise((r) => setTimeout(r, 100));
-    }
+    const res = await firstAnswer(
+      `http://127.0.0.1:${port}/v2/library/a/blobs/sha256:${"0".repeat(64)}`,
+    );
     assert.equal(res?.status, 200);
     const reader = res!.body!.getReader();
     await reader.read();
 
-    const started = Date.now();
-    child.kill("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ended = await Promise.race([
-      child.status.then(() => true),
-      new Promise<false>((r) => timer = setTimeout(() => r(false), 10_000)),
-    ]);
-    clearTimeout(timer);
-    const took = Date.now() - started;
-    assert.ok(ended, "still draining 10 s after SIGTERM");
+    const took = await msToExitAfterSigterm(child, 10_000);
+    assert.ok(took !== undefined, "still draining 10 s after SIGTERM");
     assert.ok(took >= 900, `ended after ${took} ms, before the grace`);
     await reader.cancel().catch(() => {});
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    await child.status;
+    await reap(child);
     await upstream.shutdown();
   }
 });
