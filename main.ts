@@ -138,9 +138,19 @@ export async function readConfig(args: string[]): Promise<Config> {
     return invocation.config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    await write(Deno.stderr, `acr-cache-proxy: ${e.message}\n`);
-    Deno.exit(2);
+    return await exitOnBadConfig(e.message);
   }
+}
+
+/**
+ * Stops the program at start over a configuration mistake: one sentence on
+ * stderr, exit code 2.
+ *
+ * @param sentence What is wrong and how to fix it.
+ */
+export async function exitOnBadConfig(sentence: string): Promise<never> {
+  await write(Deno.stderr, `acr-cache-proxy: ${sentence}\n`);
+  Deno.exit(2);
 }
 
 /** A configured proxy, ready to be served. */
@@ -408,11 +418,9 @@ async function readPem(path: string, flag: string): Promise<string> {
     return await Deno.readTextFile(path);
   } catch (e) {
     const why = e instanceof Error ? e.name : "error";
-    await write(
-      Deno.stderr,
-      `acr-cache-proxy: cannot read ${flag} ${path} (${why}); check the path and grant --allow-read=${path}\n`,
+    return await exitOnBadConfig(
+      `cannot read ${flag} ${path} (${why}); check the path and grant --allow-read=${path}`,
     );
-    Deno.exit(2);
   }
 }
 

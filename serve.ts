@@ -29,23 +29,21 @@
  * @module
  */
 
-import { createApp, readConfig, warnBeyondLoopback } from "./main.ts";
-
-async function refuse(sentence: string): Promise<never> {
-  await Deno.stderr.write(
-    new TextEncoder().encode(`acr-cache-proxy: ${sentence}\n`),
-  );
-  Deno.exit(2);
-}
+import {
+  createApp,
+  exitOnBadConfig,
+  readConfig,
+  warnBeyondLoopback,
+} from "./main.ts";
 
 const config = await readConfig(Deno.args);
 if (config.authMode === "challenge" && !config.tokenSecret) {
-  await refuse(
+  await exitOnBadConfig(
     "under deno serve, whose isolates must accept each other's tokens, challenge mode needs ACR_CACHE_PROXY_TOKEN_SECRET (generate one with `openssl rand -hex 32`), or use --auth-mode inject",
   );
 }
 if (config.tls) {
-  await refuse(
+  await exitOnBadConfig(
     "under deno serve the proxy cannot serve TLS (--tls-cert and --tls-key would be ignored): run main.ts for HTTPS, or put a TLS terminator in front",
   );
 }
